@@ -1,0 +1,162 @@
+import { z } from 'zod';
+
+// The provider definition format of DESIGN.md ("Running it"). Field names are the file's
+// own (snake_case): the format is a contract read by tools outside this repository, so the
+// parsed object keeps the shape users write.
+
+const methodName = z
+  .string()
+  .transform((m) => m.toUpperCase())
+  .pipe(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', '*']));
+
+/** One thing a scope lets an agent do: HTTP method(s) and a path glob (`*` one segment, `**` any). */
+export const scopeRuleSchema = z.strictObject({
+  method: z.union([methodName, z.array(methodName).min(1)]),
+  path: z
+    .string()
+    .startsWith('/', { message: 'a scope rule path starts with "/"' })
+    .refine((p) => !p.split('/').some((s) => s === '..' || s === '.'), {
+      message: 'a scope rule path has no "." or ".." segments',
+    }),
+});
+
+const jsonScalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+
+/**
+ * A pattern over an upstream answer. Every member given must match: `status` (one or a list),
+ * `json` (top-level members, each equal to the value or one of a list), `header` (name → substring),
+ * `body_contains` (substring of the raw body).
+ */
+export const responsePatternSchema = z.strictObject({
+  status: z.union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)]).optional(),
+  json: z.record(z.string(), z.union([jsonScalar, z.array(jsonScalar).min(1)])).optional(),
+  header: z.record(z.string(), z.string()).optional(),
+  body_contains: z.string().min(1).optional(),
+  /** For scope failures: the JSON member that names the missing scope (Slack's `needed`). */
+  required_scope_field: z.string().optional(),
+});
+
+const url = z.url({ message: 'must be an absolute URL' });
+/** A URL that may hold `{param}` placeholders filled from the connection (Salesforce `{instance_url}`). */
+const urlTemplate = z
+  .string()
+  .min(1)
+  .refine((s) => /^(https?:\/\/|\{[a-z_]+\})/.test(s), { message: 'must be an absolute URL or start with a {placeholder}' });
+
+export const environmentSchema = z.strictObject({
+  authorization_url: url.optional(),
+  token_url: urlTemplate.optional(),
+  revocation_url: urlTemplate.optional(),
+  introspection_url: urlTemplate.optional(),
+  userinfo_url: urlTemplate.optional(),
+  /** OAuth issuer identifier, checked against the `iss` callback parameter when the IdP sends one (RFC 9207). */
+  issuer: url.optional(),
+  api_base_url: urlTemplate,
+});
+
+const secretRef = z
+  .string()
+  .min(1)
+  .refine((s) => !s.includes('${') || /^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$/.test(s), {
+    message: 'a reference is written ${env:NAME}',
+  });
+
+export const providerSchema = z
+  .strictObject({
+    id: z.string().regex(/^[a-z0-9-]+$/, { message: 'id is lower-case letters, digits and "-"' }),
+    name: z.string().optional(),
+    docs_url: url.optional(),
+    auth: z.enum(['oauth2', 'client_credentials', 'jwt_bearer', 'api_key', 'basic']),
+    client_id: secretRef.optional(),
+    client_secret: secretRef.optional(),
+    token_auth_method: z
+      .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'])
+      .default('client_secret_basic'),
+    environments: z
+      .record(z.string().regex(/^[a-z0-9-]+$/), environmentSchema)
+      .refine((e) => Object.keys(e).length > 0, { message: 'at least one environment' }),
+    authorization_params: z.record(z.string(), z.string()).optional(),
+    /** Extra parameters sent with every token request (rarely needed). */
+    token_params: z.record(z.string(), z.string()).optional(),
+    /** PKCE S256 on the authorization code flow (RFC 7636); off only for IdPs that reject it. */
+    pkce: z.boolean().default(true),
+    /** RFC 8707 resource indicator sent on authorize and token requests. */
+    resource: z.string().optional(),
+    scope_separator: z.string().min(1).default(' '),
+    /** Scopes always requested, e.g. `offline_access` where that is how refresh tokens are granted. */
+    default_scopes: z.array(z.string().min(1)).optional(),
+    refresh_token_rotation: z.boolean().default(false),
+    /** Seconds during which the previous refresh token still works after a rotation (Xero 1800, Atlassian 600). */
+    refresh_token_grace_period: z.number().int().nonnegative().optional(),
+    /** The previous refresh token stays valid after use until its own expiry (Microsoft). */
+    refresh_token_reusable: z.boolean().optional(),
+    /** Absolute refresh-token lifetime in seconds, when documented. */
+    refresh_token_lifetime: z.number().int().positive().optional(),
+    /** Seconds of disuse after which the IdP expires a refresh token; the scheduler refreshes idle grants before it. */
+    refresh_token_idle_timeout: z.number().int().positive().optional(),
+    /** Access-token lifetime in seconds, used when the token response has no `expires_in`. */
+    token_lifetime: z.number().int().positive().optional(),
+    /** How the token endpoint wants to be spoken to. */
+    token_endpoint: z
+      .strictObject({
+        body: z.enum(['form', 'json']).default('form'),
+        accept: z.string().optional(),
+        /** The endpoint answers 200 with an `error` member on failure (GitHub). */
+        errors_with_200: z.boolean().default(false),
+      })
+      .optional(),
+    /** Values a connection carries beyond its tokens, usable as `{name}` in URLs. */
+    connection_params: z
+      .record(
+        z.string().regex(/^[a-z_]+$/),
+        z.strictObject({
+          from: z.enum(['token_response', 'callback', 'connection']),
+          /** Name at the source when it differs (QuickBooks sends `realmId` on the callback). */
+          field: z.string().optional(),
+          description: z.string().optional(),
+        }),
+      )
+      .optional(),
+    /** Where the token goes on an upstream request; default `Authorization: Bearer {token}`. */
+    token_injection: z
+      .strictObject({
+        in: z.enum(['header', 'query']).default('header'),
+        name: z.string().default('Authorization'),
+        format: z.string().default('Bearer {token}'),
+      })
+      .optional(),
+    /** Which token to revoke at disconnect (RFC 7009): the refresh token ends the whole grant where the IdP supports it. */
+    revocation_token: z.enum(['refresh_token', 'access_token']).default('refresh_token'),
+    jwt_bearer: z
+      .strictObject({
+        audience: z.string().optional(),
+        algorithm: z.enum(['RS256', 'ES256', 'PS256']).default('RS256'),
+        /** Assertion lifetime in seconds. */
+        assertion_lifetime: z.number().int().positive().max(3600).default(300),
+      })
+      .optional(),
+    scopes: z.record(z.string().min(1), z.array(scopeRuleSchema)).default({}),
+    auth_failures: z.array(responsePatternSchema).default([]),
+    scope_failures: z.array(responsePatternSchema).default([]),
+    notes: z.string().optional(),
+  })
+  .superRefine((p, ctx) => {
+    for (const [name, env] of Object.entries(p.environments)) {
+      const needs: (keyof typeof env)[] =
+        p.auth === 'oauth2' ? ['authorization_url', 'token_url'] : p.auth === 'client_credentials' || p.auth === 'jwt_bearer' ? ['token_url'] : [];
+      for (const key of needs) {
+        if (!env[key]) ctx.addIssue({ code: 'custom', path: ['environments', name, key], message: `required when auth is ${p.auth}` });
+      }
+    }
+  });
+
+export type ProviderInput = z.input<typeof providerSchema>;
+export type Provider = z.output<typeof providerSchema>;
+export type ProviderEnvironment = z.output<typeof environmentSchema>;
+export type ScopeRule = z.output<typeof scopeRuleSchema>;
+export type ResponsePattern = z.output<typeof responsePatternSchema>;
+
+/** Turns zod issues into one line per field, e.g. `environments.production.token_url: required when …`. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+}
