@@ -1,0 +1,13 @@
+export { seal, open, rewrap, CryptoError, type Sealed } from './envelope.ts';
+export {
+  parseKeyRing,
+  generateKeySpec,
+  loadOrCreateKeyFile,
+  readKeyFileSpecs,
+  writeKeyFile,
+  keyFileName,
+  keyId,
+  KeyRingError,
+  type KeyRing,
+} from './keyring.ts';
+export { hashSecret, verifySecret, randomToken, safeEqual } from './secrets.ts';

@@ -1,0 +1,75 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
+import type { Database } from './schema.ts';
+import * as m001 from './migrations/001_initial.ts';
+
+export type Dialect = 'sqlite' | 'postgres';
+export type Db = Kysely<Database>;
+
+export interface DatabaseOptions {
+  /** `postgres://…`; unset = embedded SQLite in `dataDir`. */
+  databaseUrl?: string;
+  dataDir?: string;
+  /** PostgreSQL schema to live in (tests use one each); created when missing. */
+  pgSchema?: string;
+  /** SQLite file name inside dataDir, or `:memory:`. */
+  sqliteFile?: string;
+  poolSize?: number;
+}
+
+export interface OpenDatabase {
+  db: Db;
+  dialect: Dialect;
+  close(): Promise<void>;
+}
+
+const INT8_OID = 20;
+
+export async function openDatabase(opts: DatabaseOptions): Promise<OpenDatabase> {
+  if (opts.databaseUrl) {
+    const schema = opts.pgSchema;
+    if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('pgSchema must be a plain identifier');
+    const pool = new pg.Pool({
+      connectionString: opts.databaseUrl,
+      max: opts.poolSize ?? 10,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+      // Times are epoch milliseconds in bigint columns: well inside Number's safe range.
+      types: { getTypeParser: ((oid: number, format?: any) => (oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format))) as any },
+    });
+    pool.on('error', () => {
+      // An idle client's connection dropped; the pool replaces it. Queries report their own errors.
+    });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    if (schema) await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
+    return { db, dialect: 'postgres', close: () => db.destroy() };
+  }
+  const dataDir = opts.dataDir ?? './.warrant';
+  const file = opts.sqliteFile === ':memory:' ? ':memory:' : join(dataDir, opts.sqliteFile ?? 'warrant.db');
+  if (file !== ':memory:') mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const sqlite = new SQLite(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('busy_timeout = 5000');
+  sqlite.pragma('synchronous = NORMAL');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, dialect: 'sqlite', close: () => db.destroy() };
+}
+
+/** Runs every pending migration; one set serves both dialects. */
+export async function migrate(db: Db, dialect: Dialect): Promise<void> {
+  const bind = (mod: { up(db: Kysely<any>, d: Dialect): Promise<void> }): Migration => ({ up: (d) => mod.up(d, dialect) });
+  const migrations: Record<string, Migration> = { '001_initial': bind(m001) };
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: 'warrant_migrations',
+    migrationLockTableName: 'warrant_migrations_lock',
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error');
+    throw new Error(`migration ${failed?.migrationName ?? '?'} failed: ${(error as Error).message}`, { cause: error });
+  }
+}

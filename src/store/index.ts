@@ -1,0 +1,48 @@
+import { migrate, openDatabase, type DatabaseOptions, type Db, type Dialect } from './db.ts';
+import { sql } from 'kysely';
+import { createSecretsRepo } from './secrets.ts';
+import { createSettingsRepo } from './settings.ts';
+import { createKeysRepo } from './keys.ts';
+import { createConnectionsRepo } from './connections.ts';
+import { createVault, type KeyRingSource } from './vault.ts';
+
+export type { Db, Dialect, DatabaseOptions } from './db.ts';
+export type * from './schema.ts';
+export type { Vault, KeyRingSource, RotationReport } from './vault.ts';
+export type { SecretKey } from './secrets.ts';
+export type { ConnectionFilter } from './connections.ts';
+
+export interface StoreOptions extends DatabaseOptions {
+  ring: KeyRingSource;
+  now?: () => number;
+}
+
+/** Opens the database, migrates it, and wires the repositories. */
+export async function createStore(opts: StoreOptions) {
+  const { db, dialect, close } = await openDatabase(opts);
+  await migrate(db, dialect);
+  const now = opts.now ?? Date.now;
+  const secrets = createSecretsRepo(db);
+  const keys = createKeysRepo(db);
+  const vault = createVault({ secrets, keys, ring: opts.ring, now });
+  await keys.markActive(opts.ring.current().activeId, now());
+  return {
+    db,
+    dialect: dialect as Dialect,
+    secrets,
+    keys,
+    vault,
+    settings: createSettingsRepo(db),
+    connections: createConnectionsRepo(db),
+    /** Runs `fn` in one transaction; repository calls given `trx` commit or roll back together. */
+    transaction<T>(fn: (trx: Db) => Promise<T>): Promise<T> {
+      return db.transaction().execute(fn);
+    },
+    async ping(): Promise<void> {
+      await sql`select 1`.execute(db);
+    },
+    close,
+  };
+}
+
+export type Store = Awaited<ReturnType<typeof createStore>>;

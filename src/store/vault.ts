@@ -1,0 +1,108 @@
+import { CryptoError, open, rewrap, seal, type KeyRing } from '../crypto/index.ts';
+import type { Db } from './db.ts';
+import type { KeysRepo } from './keys.ts';
+import type { SecretKey, SecretsRepo } from './secrets.ts';
+
+export interface KeyRingSource {
+  current(): KeyRing;
+  /** Re-reads the ring (the embedded key file may have gained a key from `warrant keys rotate`). */
+  reload?(): KeyRing;
+}
+
+// The additional authenticated data names the record and field, so a ciphertext copied to
+// another row or field fails to open.
+const aadOf = (k: SecretKey) => `${k.scope}|${k.ref}|${k.field}`;
+
+export interface RotationReport {
+  activeKey: string;
+  rewrapped: number;
+  retired: string[];
+}
+
+export function createVault(deps: { secrets: SecretsRepo; keys: KeysRepo; ring: KeyRingSource; now: () => number }) {
+  const { secrets, keys, ring } = deps;
+
+  async function withRing<T>(fn: (r: KeyRing) => T): Promise<T> {
+    try {
+      return fn(ring.current());
+    } catch (err) {
+      if (err instanceof CryptoError && err.code === 'unknown_key' && ring.reload) return fn(ring.reload());
+      throw err;
+    }
+  }
+
+  return {
+    async put(key: SecretKey, plaintext: string, trx?: Db): Promise<void> {
+      const sealed = seal(ring.current(), plaintext, aadOf(key));
+      await secrets.upsert(
+        { ...key, kek_id: sealed.kekId, wrapped_key: sealed.wrappedKey, ciphertext: sealed.ciphertext, updated_at: deps.now() },
+        trx,
+      );
+    },
+
+    async get(key: SecretKey, trx?: Db): Promise<string | undefined> {
+      const row = await secrets.get(key, trx);
+      if (!row) return undefined;
+      return withRing((r) => open(r, { kekId: row.kek_id, wrappedKey: row.wrapped_key, ciphertext: row.ciphertext }, aadOf(key)));
+    },
+
+    /** Every field of one record, opened. */
+    async getAll(scope: string, ref: string, trx?: Db): Promise<Record<string, string>> {
+      const rows = await secrets.getAll(scope, ref, trx);
+      const out: Record<string, string> = {};
+      for (const row of rows) {
+        out[row.field] = await withRing((r) =>
+          open(r, { kekId: row.kek_id, wrappedKey: row.wrapped_key, ciphertext: row.ciphertext }, aadOf(row)),
+        );
+      }
+      return out;
+    },
+
+    async delete(key: Partial<SecretKey> & { scope: string; ref: string }, trx?: Db): Promise<void> {
+      await secrets.delete(key, trx);
+    },
+
+    /**
+     * Re-wraps every data key under the active key, a page at a time, while Warrant keeps
+     * serving: each row is swapped only if unchanged since it was read (a concurrent write
+     * already sealed it under the active key). Keys that no longer wrap anything are retired.
+     */
+    async rotate(opts: { batchSize?: number } = {}): Promise<RotationReport> {
+      const r = ring.reload?.() ?? ring.current();
+      const now = deps.now();
+      await keys.markActive(r.activeId, now);
+      let rewrapped = 0;
+      for (;;) {
+        const page = await secrets.notWrappedBy(r.activeId, opts.batchSize ?? 500);
+        if (!page.length) break;
+        let progressed = false;
+        for (const row of page) {
+          const next = rewrap(r, { kekId: row.kek_id, wrappedKey: row.wrapped_key, ciphertext: row.ciphertext }, aadOf(row));
+          if (await secrets.replaceWrap(row, next.kekId, next.wrappedKey)) {
+            rewrapped++;
+            progressed = true;
+          } else progressed = true; // rewritten meanwhile: the next page read shows its new key
+        }
+        if (!progressed) break;
+      }
+      const inUse = await secrets.countByKek();
+      const retired: string[] = [];
+      for (const k of await keys.list()) {
+        if (k.id !== r.activeId && k.status === 'active' && !inUse.get(k.id)) {
+          await keys.retire(k.id, now);
+          retired.push(k.id);
+        }
+      }
+      for (const id of r.ids) {
+        if (id !== r.activeId && !inUse.get(id) && !retired.includes(id)) {
+          await keys.markActive(id, now);
+          await keys.retire(id, now);
+          retired.push(id);
+        }
+      }
+      return { activeKey: r.activeId, rewrapped, retired };
+    },
+  };
+}
+
+export type Vault = ReturnType<typeof createVault>;
