@@ -8,6 +8,9 @@ export {
   keyFileName,
   keyId,
   KeyRingError,
+  fileKeyRingSource,
+  staticKeyRing,
   type KeyRing,
+  type KeyRingSource,
 } from './keyring.ts';
 export { hashSecret, verifySecret, randomToken, safeEqual } from './secrets.ts';

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The key-encryption keys Warrant knows; the first is active (new seals use it). */
@@ -80,4 +80,38 @@ export function writeKeyFile(path: string, specs: string[]): void {
 
 export function readKeyFileSpecs(path: string): string[] {
   return readFileSync(path, 'utf8').split('\n').map((s) => s.trim()).filter(Boolean);
+}
+
+export interface KeyRingSource {
+  current(): KeyRing;
+  /** Re-reads the ring (the embedded key file may have gained a key from `warrant keys rotate`). */
+  reload?(): KeyRing;
+}
+
+export const staticKeyRing = (ring: KeyRing): KeyRingSource => ({ current: () => ring });
+
+/**
+ * A ring read from the embedded key file, re-read when the file changes (checked at most once a
+ * second), so a running server seals under the new key soon after `warrant keys rotate` writes it.
+ */
+export function fileKeyRingSource(path: string, checkEveryMs = 1000): KeyRingSource {
+  let ring = parseKeyRing(readFileSync(path, 'utf8'), path);
+  let mtime = statSync(path).mtimeMs;
+  let checkedAt = Date.now();
+  const reload = () => {
+    ring = parseKeyRing(readFileSync(path, 'utf8'), path);
+    mtime = statSync(path).mtimeMs;
+    return ring;
+  };
+  return {
+    current() {
+      const now = Date.now();
+      if (now - checkedAt >= checkEveryMs) {
+        checkedAt = now;
+        if (statSync(path).mtimeMs !== mtime) reload();
+      }
+      return ring;
+    },
+    reload,
+  };
 }

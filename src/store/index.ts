@@ -4,11 +4,12 @@ import { createSecretsRepo } from './secrets.ts';
 import { createSettingsRepo } from './settings.ts';
 import { createKeysRepo } from './keys.ts';
 import { createConnectionsRepo } from './connections.ts';
-import { createVault, type KeyRingSource } from './vault.ts';
+import { createVault } from './vault.ts';
+import type { KeyRingSource } from '../crypto/index.ts';
 
 export type { Db, Dialect, DatabaseOptions } from './db.ts';
 export type * from './schema.ts';
-export type { Vault, KeyRingSource, RotationReport } from './vault.ts';
+export type { Vault, RotationReport } from './vault.ts';
 export type { SecretKey } from './secrets.ts';
 export type { ConnectionFilter } from './connections.ts';
 

@@ -1,13 +1,7 @@
-import { CryptoError, open, rewrap, seal, type KeyRing } from '../crypto/index.ts';
+import { CryptoError, open, rewrap, seal, type KeyRing, type KeyRingSource } from '../crypto/index.ts';
 import type { Db } from './db.ts';
 import type { KeysRepo } from './keys.ts';
 import type { SecretKey, SecretsRepo } from './secrets.ts';
-
-export interface KeyRingSource {
-  current(): KeyRing;
-  /** Re-reads the ring (the embedded key file may have gained a key from `warrant keys rotate`). */
-  reload?(): KeyRing;
-}
 
 // The additional authenticated data names the record and field, so a ciphertext copied to
 // another row or field fails to open.

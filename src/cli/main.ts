@@ -1,0 +1,29 @@
+import { Command, CommanderError } from 'commander';
+import { serveCommand } from './serve.ts';
+import { sandboxCommand } from './sandbox.ts';
+import { keysCommand } from './keys.ts';
+import { providersCommand } from './providers.ts';
+
+export function buildCli(): Command {
+  const program = new Command('warrant')
+    .description('Credential broker for AI agents: an encrypted OAuth vault, refresh-ahead tokens, an authenticated proxy.')
+    .version('0.1.0')
+    .showHelpAfterError();
+  program.addCommand(serveCommand());
+  program.addCommand(sandboxCommand());
+  program.addCommand(keysCommand());
+  program.addCommand(providersCommand());
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildCli();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) process.exit(err.exitCode);
+    process.stderr.write(`warrant: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,38 @@
+import { Command } from 'commander';
+import { stringify } from 'yaml';
+import { loadConfig } from '../config/index.ts';
+import { loadCatalog, readProviderPath } from '../providers/index.ts';
+
+export function providersCommand(): Command {
+  const providers = new Command('providers').description('The provider catalog: built-in definitions merged with WARRANT_PROVIDERS');
+
+  providers
+    .command('list')
+    .description('List every provider id, its auth kind and environments')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) => {
+      const catalog = loadCatalog(loadConfig().providersPath);
+      const rows = [...catalog.values()].map((p) => ({ id: p.id, auth: p.auth, environments: Object.keys(p.environments), name: p.name ?? '' }));
+      if (opts.json) return void process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      const width = Math.max(...rows.map((r) => r.id.length));
+      for (const r of rows) process.stdout.write(`${r.id.padEnd(width)}  ${r.auth.padEnd(18)} ${r.environments.join(',').padEnd(24)} ${r.name}\n`);
+    });
+
+  providers
+    .command('show <id>')
+    .description('Print one provider definition as YAML (secrets appear as their ${env:…} references)')
+    .action((id: string) => {
+      const p = loadCatalog(loadConfig().providersPath).get(id);
+      if (!p) throw new Error(`no provider ${id}; see \`warrant providers list\``);
+      process.stdout.write(stringify(p));
+    });
+
+  providers
+    .command('validate <path>')
+    .description('Check a provider definition file, or a folder of them, against the schema')
+    .action((path: string) => {
+      const defs = readProviderPath(path);
+      for (const d of defs) process.stdout.write(`ok  ${d.id}\n`);
+    });
+  return providers;
+}

@@ -1,0 +1,74 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { Logger } from 'pino';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { installProblemHandlers } from './problems.ts';
+import { createAdminGuard } from './auth.ts';
+import type { Metrics } from './metrics.ts';
+import { healthRoutes } from './routes/health.ts';
+import { providerRoutes } from './routes/providers.ts';
+import type { Provider } from '../providers/index.ts';
+
+export interface AppDeps {
+  logger: Logger;
+  metrics: Metrics;
+  catalog: Map<string, Provider>;
+  /** Is the store reachable? Throws when not. */
+  ping(): Promise<void>;
+  adminTokenHash(): string;
+  /** Largest JSON body accepted, in bytes. */
+  bodyLimitBytes?: number;
+  /** Extra route plugins from later layers (connections, agents, proxy …). */
+  routes?: ((app: FastifyInstance, ctx: RouteContext) => Promise<void> | void)[];
+}
+
+export interface RouteContext {
+  requireAdmin: ReturnType<typeof createAdminGuard>;
+}
+
+/** Builds the Fastify app without listening: tests drive it with inject() or listen on port 0. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.bodyLimitBytes ?? 1 << 20,
+    disableRequestLogging: false,
+    genReqId: () => `req_${crypto.randomUUID().replaceAll('-', '').slice(0, 20)}`,
+    requestIdHeader: false,
+    trustProxy: false,
+    routerOptions: { ignoreTrailingSlash: true },
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installProblemHandlers(app);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Warrant', version: '1', description: 'Credential broker for AI agents' },
+      components: {
+        securitySchemes: {
+          admin: { type: 'http', scheme: 'bearer', description: 'WARRANT_ADMIN_TOKEN' },
+          agent: { type: 'http', scheme: 'bearer', description: "An agent's API key (wrt_…)" },
+        },
+      },
+    },
+    transform: jsonSchemaTransform,
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    deps.metrics.httpRequests.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  const ctx: RouteContext = { requireAdmin: createAdminGuard(deps.adminTokenHash) };
+
+  await app.register(async (scope) => healthRoutes(scope, deps));
+  await app.register(async (scope) => providerRoutes(scope, { ...ctx, catalog: deps.catalog }));
+  for (const routes of deps.routes ?? []) await app.register(async (scope) => routes(scope, ctx));
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

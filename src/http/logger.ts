@@ -1,0 +1,47 @@
+import pino, { type Logger, type LoggerOptions } from 'pino';
+
+// Anything that may carry a secret is censored wherever it appears in a log object.
+export const redactPaths = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["proxy-authorization"]',
+  'res.headers["set-cookie"]',
+  '*.access_token',
+  '*.refresh_token',
+  '*.id_token',
+  '*.client_secret',
+  '*.api_key',
+  '*.code_verifier',
+  '*.password',
+  '*.secret',
+  '*.token',
+  'access_token',
+  'refresh_token',
+  'client_secret',
+  'api_key',
+  'token',
+];
+
+// Query values may be codes, states or tokens: log the keys only.
+export function safeUrl(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const keys = [...new URLSearchParams(url.slice(q + 1)).keys()];
+  return `${url.slice(0, q)}?${keys.map((k) => `${k}=…`).join('&')}`;
+}
+
+export function loggerOptions(level: string): LoggerOptions {
+  return {
+    level,
+    redact: { paths: redactPaths, censor: '[redacted]' },
+    serializers: {
+      req: (req: { method: string; url: string; id: string }) => ({ id: req.id, method: req.method, url: safeUrl(req.url) }),
+      res: (res: { statusCode: number }) => ({ status: res.statusCode }),
+      err: pino.stdSerializers.err,
+    },
+  };
+}
+
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return destination ? pino(loggerOptions(level), destination) : pino(loggerOptions(level));
+}

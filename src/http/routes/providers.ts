@@ -1,0 +1,70 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { notFound } from '../../errors/index.ts';
+import type { Provider } from '../../providers/index.ts';
+import type { RouteContext } from '../app.ts';
+
+const providerSummary = z.object({
+  id: z.string(),
+  name: z.string().optional(),
+  auth: z.string(),
+  environments: z.array(z.string()),
+  scopes: z.array(z.string()),
+  refresh_token_rotation: z.boolean(),
+  docs_url: z.string().optional(),
+});
+
+/** What the API shows of a definition: never the client secret, not even its reference. */
+export function summarize(p: Provider): z.infer<typeof providerSummary> {
+  return {
+    id: p.id,
+    name: p.name,
+    auth: p.auth,
+    environments: Object.keys(p.environments),
+    scopes: Object.keys(p.scopes),
+    refresh_token_rotation: p.refresh_token_rotation,
+    docs_url: p.docs_url,
+  };
+}
+
+const providerDetail = providerSummary.extend({
+  token_auth_method: z.string(),
+  endpoints: z.record(z.string(), z.record(z.string(), z.string().optional())),
+  token_lifetime: z.number().optional(),
+  scope_rules: z.record(z.string(), z.array(z.object({ method: z.union([z.string(), z.array(z.string())]), path: z.string() }))),
+});
+
+export async function providerRoutes(app: FastifyInstance, ctx: RouteContext & { catalog: Map<string, Provider> }) {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  r.addHook('onRequest', ctx.requireAdmin);
+
+  r.get(
+    '/v1/providers',
+    { schema: { tags: ['providers'], security: [{ admin: [] }], response: { 200: z.object({ providers: z.array(providerSummary) }) } } },
+    async () => ({ providers: [...ctx.catalog.values()].map(summarize) }),
+  );
+
+  r.get(
+    '/v1/providers/:id',
+    {
+      schema: {
+        tags: ['providers'],
+        security: [{ admin: [] }],
+        params: z.object({ id: z.string().regex(/^[a-z0-9-]+$/) }),
+        response: { 200: providerDetail },
+      },
+    },
+    async (req) => {
+      const p = ctx.catalog.get(req.params.id);
+      if (!p) throw notFound(`provider ${req.params.id}`);
+      return {
+        ...summarize(p),
+        token_auth_method: p.token_auth_method,
+        endpoints: p.environments,
+        token_lifetime: p.token_lifetime,
+        scope_rules: p.scopes,
+      };
+    },
+  );
+}
