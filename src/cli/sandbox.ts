@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { startSandbox, formatProviderYaml } from '../sandbox/index.ts';
 
 export function sandboxCommand(): Command {
   return new Command('sandbox')
@@ -15,6 +14,8 @@ export function sandboxCommand(): Command {
     .action(async (opts: { port: string; host: string; tokenTtl: string; rotation: boolean; id: string }) => {
       const ttl = Number(opts.tokenTtl);
       if (!Number.isInteger(ttl) || ttl <= 0) throw new Error('--token-ttl: a whole number of seconds');
+      // Loaded on use: `warrant serve` need not load the sandbox's IdP.
+      const { startSandbox, formatProviderYaml } = await import('../sandbox/index.ts');
       const sandbox = await startSandbox({
         host: opts.host,
         port: Number(opts.port),

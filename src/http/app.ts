@@ -31,7 +31,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.bodyLimitBytes ?? 1 << 20,
-    disableRequestLogging: false,
     genReqId: () => `req_${crypto.randomUUID().replaceAll('-', '').slice(0, 20)}`,
     requestIdHeader: false,
     trustProxy: false,

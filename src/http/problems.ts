@@ -14,10 +14,10 @@ export function sendProblem(reply: FastifyReply, err: WarrantError): FastifyRepl
   return reply.code(err.status).type(problemContentType).send(body);
 }
 
-/** `body.grants[0].scopes` style location of the first failing field. */
-function fieldOf(location: string | undefined, path: readonly PropertyKey[]): string {
+/** `body.grants[0].scopes` style location of the first failing field, from a JSON pointer. */
+function fieldOf(location: string | undefined, instancePath: string): string {
   const parts = [location === 'querystring' ? 'query' : (location ?? 'body')];
-  for (const p of path) parts.push(typeof p === 'number' ? `[${p}]` : String(p));
+  for (const p of instancePath.split('/').filter(Boolean)) parts.push(/^\d+$/.test(p) ? `[${p}]` : p);
   return parts.join('.').replaceAll('.[', '[');
 }
 
@@ -25,9 +25,7 @@ function toWarrantError(err: FastifyError): WarrantError {
   if (err instanceof WarrantError) return err;
   if (hasZodFastifySchemaValidationErrors(err)) {
     const first = err.validation[0]!;
-    const issue = first.params.issue;
-    const field = fieldOf(err.validationContext, issue.path);
-    return invalidRequest(field, issue.message);
+    return invalidRequest(fieldOf(err.validationContext, first.instancePath), first.message);
   }
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

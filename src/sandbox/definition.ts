@@ -1,0 +1,72 @@
+import { stringify } from 'yaml';
+import type { ProviderInput } from '../providers/index.ts';
+import { apiScopes, sandboxDefaults, type ResolvedOptions } from './options.ts';
+
+// The Warrant provider definition (DESIGN.md "Running it") that points at a running sandbox.
+
+export interface DefinitionInputs {
+  urls: {
+    issuer: string;
+    authorization: string;
+    token: string;
+    revocation: string;
+    introspection: string;
+    userinfo: string;
+    apiBase: string;
+  };
+  options: ResolvedOptions;
+  accessTokenTtl: number;
+}
+
+export function buildProviderDefinition(inputs: DefinitionInputs, id = 'sandbox'): ProviderInput {
+  const { urls, options } = inputs;
+  const client = options.clients.find((c) => c.client_id === sandboxDefaults.clientId) ?? options.clients[0];
+  return {
+    id,
+    name: 'Warrant sandbox',
+    auth: 'oauth2',
+    client_id: client?.client_id,
+    client_secret: client?.client_secret,
+    token_auth_method: 'client_secret_basic',
+    environments: {
+      production: {
+        authorization_url: urls.authorization,
+        token_url: urls.token,
+        revocation_url: urls.revocation,
+        introspection_url: urls.introspection,
+        userinfo_url: urls.userinfo,
+        issuer: urls.issuer,
+        api_base_url: urls.apiBase,
+      },
+    },
+    pkce: true,
+    scope_separator: ' ',
+    default_scopes: ['offline_access'],
+    refresh_token_rotation: options.rotateRefreshTokens,
+    refresh_token_lifetime: options.refreshTokenTtl,
+    token_lifetime: inputs.accessTokenTtl,
+    scopes: {
+      [apiScopes.read]: [
+        { method: 'GET', path: '/items' },
+        { method: 'GET', path: '/items/**' },
+        { method: 'GET', path: '/whoami' },
+      ],
+      [apiScopes.write]: [
+        { method: 'POST', path: '/items' },
+        { method: ['POST', 'PUT', 'PATCH', 'DELETE'], path: '/items/**' },
+      ],
+    },
+    auth_failures: [{ status: 200, json: { ok: false, error: ['token_expired', 'invalid_auth'] } }],
+    // Missing scopes come back as 403 with WWW-Authenticate error="insufficient_scope" (RFC 6750).
+    scope_failures: [],
+    revocation_token: 'refresh_token',
+    notes:
+      'Local Warrant sandbox (oidc-provider). The client secret is a fixed development value. ' +
+      'Body-level auth failures (200 {"ok":false}) appear only when that fault is injected.',
+  };
+}
+
+/** The definition as YAML, for `warrant sandbox` to print. */
+export function formatProviderYaml(def: object): string {
+  return stringify(def, { lineWidth: 0 });
+}

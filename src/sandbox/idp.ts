@@ -1,0 +1,186 @@
+import { generateKeyPair, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
+import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import { createMemoryAdapter } from './adapter.ts';
+import { escapeHtml } from './http.ts';
+import { isLoopbackUrl, loopbackPlaceholderRedirect, sandboxDefaults, type ResolvedOptions, type SandboxClient } from './options.ts';
+import { countTokenRequest, type SandboxStats } from './stats.ts';
+
+// The authorization server: oidc-provider configured like a production IdP (PKCE S256 required,
+// opaque tokens so revocation is immediate, refresh-token rotation with reuse detection).
+
+export interface IdpDeps {
+  issuer: string;
+  apiBaseUrl: string;
+  options: ResolvedOptions;
+  /** Read on every issuance, so a change applies to tokens issued afterwards. */
+  lifetimes: { accessTokenTtl: number };
+  stats: SandboxStats;
+}
+
+let signingKey: Promise<JsonWebKey> | undefined;
+/** One RSA key per process signs ID tokens of every sandbox: generating one per start costs ~100 ms. */
+function sandboxSigningKey(): Promise<JsonWebKey> {
+  signingKey ??= promisify(generateKeyPair)('rsa', { modulusLength: 2048 }).then(({ privateKey }) => ({
+    ...privateKey.export({ format: 'jwk' }),
+    use: 'sig',
+    alg: 'RS256',
+  }));
+  return signingKey;
+}
+
+function clientMetadata(c: SandboxClient): ClientMetadata {
+  const grantTypes = c.grant_types ?? ['authorization_code', 'refresh_token'];
+  const code = grantTypes.includes('authorization_code');
+  const metadata: ClientMetadata = {
+    client_id: c.client_id,
+    grant_types: grantTypes,
+    response_types: code ? ['code'] : [],
+    redirect_uris: code ? (c.redirect_uris ?? [loopbackPlaceholderRedirect]) : [],
+    token_endpoint_auth_method: (c.token_endpoint_auth_method ?? (c.client_secret ? 'client_secret_basic' : 'none')) as ClientMetadata['token_endpoint_auth_method'],
+  };
+  if (c.client_secret !== undefined) metadata.client_secret = c.client_secret;
+  if (c.scope !== undefined) metadata.scope = c.scope;
+  return metadata;
+}
+
+/** The API's own scopes: everything but the OpenID ones. */
+export function resourceScopes(options: ResolvedOptions): string[] {
+  return options.scopes.filter((s) => s !== 'openid' && s !== 'offline_access');
+}
+
+const sameResource = (a: string, b: string) => a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
+
+export async function createIdp(deps: IdpDeps): Promise<Provider> {
+  const { options, lifetimes, stats, apiBaseUrl } = deps;
+  const { log } = options;
+  const apiScopeList = resourceScopes(options).join(' ');
+
+  const configuration: Configuration = {
+    adapter: createMemoryAdapter(),
+    clients: options.clients.map(clientMetadata),
+    jwks: { keys: [(await sandboxSigningKey()) as never] },
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    scopes: ['openid', ...options.scopes],
+    responseTypes: ['code'],
+    // RFC 9700 §2.1.1: PKCE for every client; oidc-provider 9 accepts S256 only.
+    pkce: { required: () => true },
+    allowOmittingSingleRegisteredRedirectUri: false,
+    rotateRefreshToken: options.rotateRefreshTokens,
+    // Refresh tokens go to clients allowed the refresh_token grant that asked for offline_access;
+    // no prompt=consent needed (the interaction below always asks for, and gets, consent).
+    issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+    ttl: {
+      AccessToken: () => lifetimes.accessTokenTtl,
+      ClientCredentials: () => lifetimes.accessTokenTtl,
+      IdToken: () => lifetimes.accessTokenTtl,
+      RefreshToken: () => options.refreshTokenTtl,
+      // The grant bounds the refresh-token chain: its absolute lifetime.
+      Grant: () => options.refreshTokenTtl,
+      Session: () => options.refreshTokenTtl,
+      Interaction: () => sandboxDefaults.interactionTtlSeconds,
+      AuthorizationCode: () => sandboxDefaults.authorizationCodeTtlSeconds,
+    },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      dPoP: { enabled: false },
+      rpInitiatedLogout: { enabled: false },
+      revocation: {
+        enabled: true,
+        // RFC 7009 §2.1: a client revokes only its own tokens.
+        allowedPolicy: async (_ctx, client, token) => {
+          if (token.clientId === client.clientId) return true;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (ctx, client, token) =>
+          client.metadata().token_endpoint_auth_method !== 'none' || token.clientId === ctx.oidc.client?.clientId,
+      },
+      resourceIndicators: {
+        enabled: true,
+        // No `resource` parameter: an opaque token the API accepts all the same (RFC 8707 is optional).
+        defaultResource: async () => undefined,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx, indicator) => {
+          if (!sameResource(indicator, apiBaseUrl)) throw new errors.InvalidTarget();
+          return { scope: apiScopeList, audience: apiBaseUrl, accessTokenFormat: 'opaque', accessTokenTTL: lifetimes.accessTokenTtl };
+        },
+      },
+    },
+    findAccount: async (_ctx, sub) =>
+      sub === sandboxDefaults.accountId ? { accountId: sub, claims: async () => ({ sub, name: 'Sandbox User' }) } : undefined,
+    interactions: { url: async (_ctx, interaction) => `${sandboxDefaults.idpPath}/interaction/${interaction.uid}` },
+    clientBasedCORS: () => false,
+    renderError: async (ctx, out) => {
+      ctx.type = 'html';
+      const rows = Object.entries(out).map(([k, v]) => `<p><b>${escapeHtml(k)}</b>: ${escapeHtml(String(v))}</p>`);
+      ctx.body = `<!doctype html><title>Sandbox error</title><h1>Sandbox authorization error</h1>${rows.join('')}`;
+    },
+  };
+
+  const provider = new Provider(deps.issuer, configuration);
+
+  // Any loopback redirect URI for clients registered without redirect_uris (Warrant's callback
+  // port changes with every test run); exact matching for everyone else.
+  const exactRedirect = provider.Client.prototype.redirectUriAllowed;
+  provider.Client.prototype.redirectUriAllowed = function (this: InstanceType<typeof provider.Client>, uri: string) {
+    if (exactRedirect.call(this, uri)) return true;
+    return options.loopbackRedirectClients.has(this.clientId) && isLoopbackUrl(uri);
+  };
+
+  provider.use(async (ctx, next) => {
+    await next();
+    const oidc = (ctx as unknown as Partial<KoaContextWithOIDC>).oidc;
+    const route = oidc?.route;
+    if (route === 'token') {
+      const grantType = typeof oidc?.params?.grant_type === 'string' ? oidc.params.grant_type : undefined;
+      countTokenRequest(stats, grantType, ctx.status);
+      log(`token grant_type=${grantType ?? '?'} client=${oidc?.client?.clientId ?? '?'} -> ${ctx.status}`);
+    } else if (route === 'revocation') {
+      stats.revocations += 1;
+      log(`revocation -> ${ctx.status}`);
+    } else if (route === 'introspection') {
+      stats.introspections += 1;
+      log(`introspection -> ${ctx.status}`);
+    }
+  });
+
+  provider.on('grant.error', (_ctx: unknown, err: { error_detail?: string }) => {
+    // oidc-provider destroys the token and revokes the grant when a consumed refresh token comes back.
+    if (err.error_detail === 'refresh token already used') {
+      stats.reuseDetected += 1;
+      log('refresh token reuse detected: grant revoked');
+    }
+  });
+  provider.on('grant.revoked', (_ctx: unknown, grantId: string) => log(`grant ${grantId.slice(0, 6)}… revoked`));
+  provider.on('server_error', (_ctx: unknown, err: Error) => log(`server_error: ${err.message}`));
+
+  return provider;
+}
+
+/** Kills the grant behind an access or refresh token, as a password reset or an admin would. */
+export async function revokeGrantOf(provider: Provider, token: string): Promise<boolean> {
+  const found =
+    (await provider.AccessToken.find(token, { ignoreExpiration: true })) ??
+    (await provider.RefreshToken.find(token, { ignoreExpiration: true })) ??
+    (await provider.AuthorizationCode.find(token, { ignoreExpiration: true }));
+  if (found?.grantId) {
+    const { grantId } = found;
+    await Promise.all([
+      provider.AccessToken.revokeByGrantId(grantId),
+      provider.RefreshToken.revokeByGrantId(grantId),
+      provider.AuthorizationCode.revokeByGrantId(grantId),
+      provider.Grant.adapter.destroy(grantId),
+    ]);
+    return true;
+  }
+  const cc = await provider.ClientCredentials.find(token, { ignoreExpiration: true });
+  if (cc) {
+    await cc.destroy();
+    return true;
+  }
+  return false;
+}
