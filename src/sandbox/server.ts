@@ -1,0 +1,185 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApiHandler } from './api.ts';
+import { followAuthorization, type AuthorizeParams } from './authorize.ts';
+import { createControlHandler } from './control.ts';
+import { buildProviderDefinition } from './definition.ts';
+import { createFaultState, type SandboxFaults } from './faults.ts';
+import { delay, readBody, sendJson } from './http.ts';
+import { createIdp, resourceScopes, revokeGrantOf } from './idp.ts';
+import { createInteractionHandler } from './interaction.ts';
+import { resolveOptions, sandboxDefaults, type SandboxOptions } from './options.ts';
+import { countTokenRequest, emptyStats, type SandboxStats } from './stats.ts';
+import type { ProviderInput } from '../providers/index.ts';
+
+export interface Sandbox {
+  /** The IdP issuer, `http://HOST:PORT/oauth`. */
+  issuer: string;
+  /** The API base, `http://HOST:PORT/api`. */
+  apiBaseUrl: string;
+  /** The HTTP control base, `http://HOST:PORT/_sandbox`. */
+  controlUrl: string;
+  /** A Warrant provider definition pointing at this sandbox; passes `providerSchema.parse`. */
+  providerDefinition(id?: string): ProviderInput;
+  stats(): SandboxStats;
+  resetStats(): void;
+  /** Replaces every injected fault (`{}` clears); `count` restarts from the new value. */
+  setFaults(f: SandboxFaults): void;
+  /** Applies to tokens issued afterwards. */
+  setAccessTokenTtl(seconds: number): void;
+  /** Kills the grant behind an access or refresh token (a password reset, an admin revoking the
+   *  app): refresh then gives invalid_grant and the API 401. Rejects when the token is unknown. */
+  revokeGrantOf(token: string): Promise<void>;
+  /** Non-interactive consent: runs /auth and the interaction over HTTP, returns the redirect URL. */
+  authorize(params: AuthorizeParams): Promise<string>;
+  close(): Promise<void>;
+}
+
+function hostForUrl(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+/** Starts the IdP and the API on one loopback port. */
+export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
+  const options = resolveOptions(opts);
+  const { log } = options;
+  const stats = emptyStats();
+  const faults = createFaultState();
+  const lifetimes = { accessTokenTtl: options.accessTokenTtl };
+  const closing = new AbortController();
+
+  let handler: (req: IncomingMessage, res: ServerResponse) => Promise<void> = async (_req, res) => {
+    sendJson(res, 503, { error: 'starting' });
+  };
+  const server = createServer((req, res) => {
+    handler(req, res).catch((err: unknown) => {
+      log(`internal error: ${(err as Error).message}`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://${hostForUrl(options.host)}:${port}`;
+  const issuer = `${origin}${sandboxDefaults.idpPath}`;
+  const apiBaseUrl = `${origin}${sandboxDefaults.apiPath}`;
+  const controlUrl = `${origin}${sandboxDefaults.controlPath}`;
+  // RFC 8414 §3.1 / RFC 9728 §3.1: well-known suffix inserted before the issuer / resource path.
+  const asMetadataPath = `/.well-known/oauth-authorization-server${sandboxDefaults.idpPath}`;
+  const rsMetadataPath = `/.well-known/oauth-protected-resource${sandboxDefaults.apiPath}`;
+
+  let provider: Awaited<ReturnType<typeof createIdp>>;
+  try {
+    provider = await createIdp({ issuer, apiBaseUrl, options, lifetimes, stats });
+  } catch (err) {
+    server.close();
+    throw err;
+  }
+  const idpCallback = provider.callback();
+  const urls = {
+    issuer,
+    authorization: provider.urlFor('authorization'),
+    token: provider.urlFor('token'),
+    revocation: provider.urlFor('revocation'),
+    introspection: provider.urlFor('introspection'),
+    userinfo: provider.urlFor('userinfo'),
+    apiBase: apiBaseUrl,
+  };
+  const tokenPath = new URL(urls.token).pathname;
+
+  const handleInteraction = createInteractionHandler(provider, options.autoApprove);
+  const handleApi = createApiHandler({ provider, apiBaseUrl, resourceMetadataUrl: `${origin}${rsMetadataPath}`, options, faults, stats, signal: closing.signal });
+
+  /** Hands a request to oidc-provider as if mounted at the IdP prefix (express-style originalUrl). */
+  function toIdp(req: IncomingMessage & { originalUrl?: string }, res: ServerResponse, url: string): void {
+    req.originalUrl = url;
+    req.url = url.slice(sandboxDefaults.idpPath.length) || '/';
+    idpCallback(req, res);
+  }
+
+  /** The token endpoint with its faults; answers the fault itself or passes the request on. */
+  async function tokenEndpoint(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
+    const fault = faults.take('tokenEndpoint');
+    if (fault?.delayMs && !(await delay(fault.delayMs, closing.signal))) return;
+    if (fault?.status === undefined) return toIdp(req, res, url);
+    const grantType = new URLSearchParams(await readBody(req).catch(() => '')).get('grant_type') ?? undefined;
+    countTokenRequest(stats, grantType, fault.status);
+    log(`token grant_type=${grantType ?? '?'} -> ${fault.status} (injected, ${fault.left} left)`);
+    const headers: Record<string, string> = fault.retryAfter !== undefined ? { 'retry-after': String(fault.retryAfter) } : {};
+    sendJson(res, fault.status, { error: 'temporarily_unavailable', error_description: 'the sandbox IdP is failing on purpose' }, headers);
+  }
+
+  const sandbox: Sandbox = {
+    issuer,
+    apiBaseUrl,
+    controlUrl,
+    providerDefinition: (id) => buildProviderDefinition({ urls, options, accessTokenTtl: lifetimes.accessTokenTtl }, id),
+    stats: () => ({ ...stats }),
+    resetStats: () => void Object.assign(stats, emptyStats()),
+    setFaults: (f) => faults.set(f),
+    setAccessTokenTtl(seconds) {
+      if (!Number.isSafeInteger(seconds) || seconds <= 0) throw new TypeError('the access-token lifetime is a positive whole number of seconds');
+      lifetimes.accessTokenTtl = seconds;
+      log(`access-token lifetime now ${seconds}s`);
+    },
+    async revokeGrantOf(token) {
+      if (!(await revokeGrantOf(provider, token))) throw new Error('revokeGrantOf: the sandbox knows no such token');
+      log('grant revoked by the sandbox (simulated user/admin revocation)');
+    },
+    authorize: (params) => followAuthorization(urls.authorization, sandboxDefaults.clientId, params),
+    async close() {
+      closing.abort();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+
+  const handleControl = createControlHandler({
+    stats: sandbox.stats,
+    resetStats: sandbox.resetStats,
+    getFaults: () => faults.get(),
+    setFaults: sandbox.setFaults,
+    setAccessTokenTtl: sandbox.setAccessTokenTtl,
+    revokeGrant: (token) => revokeGrantOf(provider, token),
+    providerDefinition: sandbox.providerDefinition,
+  });
+
+  handler = async (req, res) => {
+    const url = req.url ?? '/';
+    const parsed = URL.parse(url, origin);
+    if (!parsed || !url.startsWith('/')) return sendJson(res, 400, { error: 'invalid_request' });
+    const path = parsed.pathname;
+    const under = (prefix: string) => path === prefix || path.startsWith(`${prefix}/`);
+
+    if (under(sandboxDefaults.apiPath)) return handleApi(req, res, path.slice(sandboxDefaults.apiPath.length) || '/');
+    if (under(sandboxDefaults.idpPath)) {
+      if (await handleInteraction(req, res, path)) return;
+      if (path === tokenPath && req.method === 'POST') return tokenEndpoint(req, res, url);
+      return toIdp(req, res, url);
+    }
+    if (path === asMetadataPath) return toIdp(req, res, `${sandboxDefaults.idpPath}/.well-known/openid-configuration`);
+    if (path === rsMetadataPath) {
+      return sendJson(res, 200, {
+        resource: apiBaseUrl,
+        authorization_servers: [issuer],
+        scopes_supported: resourceScopes(options),
+        bearer_methods_supported: ['header'],
+      });
+    }
+    if (under(sandboxDefaults.controlPath)) return handleControl(req, res, path.slice(sandboxDefaults.controlPath.length), parsed.searchParams);
+    if (path === '/') return sendJson(res, 200, { issuer, api_base_url: apiBaseUrl, control_url: controlUrl, user: sandboxDefaults.accountId });
+    return sendJson(res, 404, { error: 'not_found' });
+  };
+
+  log(`listening: issuer ${issuer}, api ${apiBaseUrl}`);
+  return sandbox;
+}
