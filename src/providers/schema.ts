@@ -108,7 +108,7 @@ export const providerSchema = z
     /** Values a connection carries beyond its tokens, usable as `{name}` in URLs. */
     connection_params: z
       .record(
-        z.string().regex(/^[a-z_]+$/),
+        z.string().regex(/^[a-z][a-z0-9_]*$/),
         z.strictObject({
           from: z.enum(['token_response', 'callback', 'connection']),
           /** Name at the source when it differs (QuickBooks sends `realmId` on the callback). */

@@ -131,7 +131,17 @@ export async function createIdp(deps: IdpDeps): Promise<Provider> {
     return options.loopbackRedirectClients.has(this.clientId) && isLoopbackUrl(uri);
   };
 
+  const authorizationPath = provider.pathFor('authorization', { mountPath: '' });
   provider.use(async (ctx, next) => {
+    if (ctx.method === 'GET' && ctx.path === authorizationPath) {
+      // OpenID Connect Core §11 drops offline_access unless prompt=consent; like Auth0 and Okta,
+      // the sandbox grants it on the scope alone, so the prompt is implied here.
+      const { scope, prompt } = ctx.query;
+      const prompts = typeof prompt === 'string' ? prompt.split(' ').filter(Boolean) : [];
+      if (typeof scope === 'string' && scope.split(' ').includes('offline_access') && !prompts.includes('consent') && !prompts.includes('none')) {
+        ctx.query = { ...ctx.query, prompt: [...prompts, 'consent'].join(' ') };
+      }
+    }
     await next();
     const oidc = (ctx as unknown as Partial<KoaContextWithOIDC>).oidc;
     const route = oidc?.route;

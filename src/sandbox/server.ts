@@ -97,9 +97,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const handleInteraction = createInteractionHandler(provider, options.autoApprove);
   const handleApi = createApiHandler({ provider, apiBaseUrl, resourceMetadataUrl: `${origin}${rsMetadataPath}`, options, faults, stats, signal: closing.signal });
 
-  /** Hands a request to oidc-provider as if mounted at the IdP prefix (express-style originalUrl). */
-  function toIdp(req: IncomingMessage & { originalUrl?: string }, res: ServerResponse, url: string): void {
+  /** Hands a request to oidc-provider as if mounted at the IdP prefix (express-style originalUrl
+   *  and baseUrl; oidc-provider derives its URLs from them). */
+  function toIdp(req: IncomingMessage & { originalUrl?: string; baseUrl?: string }, res: ServerResponse, url: string): void {
     req.originalUrl = url;
+    req.baseUrl = sandboxDefaults.idpPath;
     req.url = url.slice(sandboxDefaults.idpPath.length) || '/';
     idpCallback(req, res);
   }

@@ -1,0 +1,4 @@
+export { LockTimeoutError, type LockOptions, type Locks } from './types.ts';
+export { createMemoryLocks } from './memory.ts';
+export { createPostgresLocks } from './postgres.ts';
+export { createRedisLocks } from './redis.ts';

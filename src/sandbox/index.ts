@@ -1,0 +1,23 @@
+/**
+ * The sandbox (DESIGN.md "The sandbox"): a real OAuth 2.1 authorization server (oidc-provider)
+ * and a small API behind it, on one loopback port:
+ *
+ *   /oauth/*                               the IdP; issuer `http://HOST:PORT/oauth`
+ *     /oauth/.well-known/openid-configuration, /oauth/auth, /oauth/token,
+ *     /oauth/token/revocation, /oauth/token/introspection, /oauth/me, /oauth/jwks
+ *     /oauth/interaction/:uid[/approve|/deny]   login + consent as `sandbox-user`
+ *   /.well-known/oauth-authorization-server/oauth   RFC 8414 metadata
+ *   /api/*                                 the API: /items, /items/:id, /whoami
+ *   /.well-known/oauth-protected-resource/api       RFC 9728 metadata
+ *   /_sandbox/*                            the knobs over HTTP (see control.ts)
+ *
+ * Used by Warrant's tests, `warrant demo`, `warrant sandbox`, and people testing their agents
+ * against token expiry, so it behaves like production: opaque tokens checked in-process
+ * (revocation is immediate), PKCE S256 required, refresh-token rotation with reuse detection.
+ */
+export { startSandbox, type Sandbox } from './server.ts';
+export { formatProviderYaml } from './definition.ts';
+export { sandboxDefaults, type SandboxOptions, type SandboxClient } from './options.ts';
+export type { SandboxFaults } from './faults.ts';
+export type { SandboxStats } from './stats.ts';
+export { SandboxAuthorizeError, type AuthorizeParams } from './authorize.ts';
