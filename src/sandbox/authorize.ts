@@ -82,7 +82,11 @@ export async function followAuthorization(authorizationEndpoint: string, default
     jar.store(res.headers.getSetCookie(), url);
     const location = res.headers.get('location');
     if (res.status < 300 || res.status > 399 || !location) {
-      const text = (await res.text()).replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
+      const text = (await res.text())
+        .replace(/<[^>]+>/g, ' ')
+        .replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)))
+        .replace(/\s+/g, ' ')
+        .trim();
       throw new SandboxAuthorizeError(`the authorization request stopped at ${method} ${url.pathname} with ${res.status}: ${text.slice(0, 300)}`);
     }
     await res.body?.cancel();

@@ -11,7 +11,6 @@ export interface DefinitionInputs {
     token: string;
     revocation: string;
     introspection: string;
-    userinfo: string;
     apiBase: string;
   };
   options: ResolvedOptions;
@@ -27,14 +26,13 @@ export function buildProviderDefinition(inputs: DefinitionInputs, id = 'sandbox'
     auth: 'oauth2',
     client_id: client?.client_id,
     client_secret: client?.client_secret,
-    token_auth_method: 'client_secret_basic',
+    token_auth_method: client?.client_secret === undefined ? 'none' : client.token_endpoint_auth_method === 'client_secret_post' ? 'client_secret_post' : 'client_secret_basic',
     environments: {
       production: {
         authorization_url: urls.authorization,
         token_url: urls.token,
         revocation_url: urls.revocation,
         introspection_url: urls.introspection,
-        userinfo_url: urls.userinfo,
         issuer: urls.issuer,
         api_base_url: urls.apiBase,
       },

@@ -132,6 +132,15 @@ export async function createIdp(deps: IdpDeps): Promise<Provider> {
   };
 
   const authorizationPath = provider.pathFor('authorization', { mountPath: '' });
+  const tokenPath = provider.pathFor('token', { mountPath: '' });
+  // Token requests run one at a time: the read-check-consume of a rotating refresh token is then
+  // atomic, as in a production IdP's database, so concurrent reuse is always detected.
+  let tokenQueue: Promise<unknown> = Promise.resolve();
+  const oneAtATime = (run: () => Promise<unknown>): Promise<unknown> => {
+    const turn = tokenQueue.then(run);
+    tokenQueue = turn.catch(() => undefined);
+    return turn;
+  };
   provider.use(async (ctx, next) => {
     if (ctx.method === 'GET' && ctx.path === authorizationPath) {
       // OpenID Connect Core §11 drops offline_access unless prompt=consent; like Auth0 and Okta,
@@ -142,7 +151,8 @@ export async function createIdp(deps: IdpDeps): Promise<Provider> {
         ctx.query = { ...ctx.query, prompt: [...prompts, 'consent'].join(' ') };
       }
     }
-    await next();
+    if (ctx.method === 'POST' && ctx.path === tokenPath) await oneAtATime(next);
+    else await next();
     const oidc = (ctx as unknown as Partial<KoaContextWithOIDC>).oidc;
     const route = oidc?.route;
     if (route === 'token') {

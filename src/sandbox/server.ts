@@ -89,7 +89,6 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     token: provider.urlFor('token'),
     revocation: provider.urlFor('revocation'),
     introspection: provider.urlFor('introspection'),
-    userinfo: provider.urlFor('userinfo'),
     apiBase: apiBaseUrl,
   };
   const tokenPath = new URL(urls.token).pathname;

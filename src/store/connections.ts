@@ -26,15 +26,46 @@ export function createConnectionsRepo(db: Db) {
       return q.orderBy('created_at').orderBy('id').limit(filter.limit ?? 1000).execute();
     },
 
-    /** Compare-and-swap on `version`: false when another writer got there first. */
-    async updateIfVersion(id: string, version: number, patch: ConnectionPatch, trx: Db = db): Promise<boolean> {
-      const r = await trx
+    /**
+     * Compare-and-swap on `version` (and, when given, the lock's fencing token): false when
+     * another writer got there first or a newer lock holder already wrote.
+     */
+    async updateIfVersion(id: string, version: number, patch: ConnectionPatch, trx: Db = db, fence?: number): Promise<boolean> {
+      let q = trx
         .updateTable('connections')
-        .set({ ...patch, version: version + 1 })
+        .set({ ...patch, version: version + 1, ...(fence ? { refresh_fence: fence } : {}) })
         .where('id', '=', id)
-        .where('version', '=', version)
-        .executeTakeFirst();
+        .where('version', '=', version);
+      if (fence) q = q.where('refresh_fence', '<=', fence);
+      const r = await q.executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
+    },
+
+    /**
+     * Claims up to `limit` connections whose refresh is due, pushing their due time `leaseMs`
+     * ahead so no other scheduler picks them meanwhile. On PostgreSQL, FOR UPDATE SKIP LOCKED
+     * lets several instances claim disjoint sets at once. The scan walks the refresh_due_at
+     * index, so its cost follows the number of due rows, not the table's size.
+     */
+    async claimDue(now: number, limit: number, leaseMs: number, dialect: 'sqlite' | 'postgres'): Promise<ConnectionRow[]> {
+      return db.transaction().execute(async (trx) => {
+        let pick = trx
+          .selectFrom('connections')
+          .select('id')
+          .where('refresh_due_at', '<=', now)
+          .where('status', 'in', ['active', 'error'])
+          .orderBy('refresh_due_at')
+          .limit(limit);
+        if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
+        const ids = (await pick.execute()).map((r) => r.id);
+        if (!ids.length) return [];
+        return trx
+          .updateTable('connections')
+          .set({ refresh_due_at: now + leaseMs })
+          .where('id', 'in', ids)
+          .returningAll()
+          .execute();
+      });
     },
 
     async update(id: string, patch: ConnectionPatch, trx: Db = db): Promise<void> {

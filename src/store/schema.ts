@@ -57,6 +57,8 @@ export interface ConnectionsTable {
   next_attempt_at: Millis | null;
   /** Compare-and-swap counter: every token write bumps it. */
   version: ColumnType<number, number | undefined, number>;
+  /** Fencing token of the last lock holder that wrote the tokens (Redis locks). */
+  refresh_fence: ColumnType<number, number | undefined, number>;
   created_at: Millis;
   updated_at: Millis;
 }

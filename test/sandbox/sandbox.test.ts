@@ -119,6 +119,16 @@ test('reusing a consumed refresh token is refused and kills the whole grant', as
   assert.equal((await api('/items', rotated.access_token)).status, 401);
 });
 
+test('concurrent use of one rotating refresh token: exactly one wins, and the reuse burns the grant', async () => {
+  // The race DESIGN.md guards against with single-flight: several instances refreshing at once.
+  const c = await connect();
+  const answers = await Promise.all(
+    [1, 2, 3].map(async () => (await oauth.refreshTokenGrantRequest(as, client, clientAuth, c.refresh_token, insecure)).status),
+  );
+  assert.deepEqual(answers.sort(), [200, 400, 400]);
+  assert.equal((await api('/items', c.access_token)).status, 401, 'the grant is revoked');
+});
+
 test('client_credentials issues a token the API accepts', async () => {
   const res = await oauth.clientCredentialsGrantRequest(as, client, clientAuth, { scope: 'items:read' }, insecure);
   const tokens = await oauth.processClientCredentialsResponse(as, client, res);
@@ -289,8 +299,8 @@ test('a browser is approved on arrival; with autoApprove off it gets an Approve 
     assert.equal(res.status, 303);
     for (const c of res.headers.getSetCookie()) {
       const [pair = ''] = c.split(';');
-      const [k = '', v = ''] = pair.split('=');
-      cookies.set(k, v);
+      const eq = pair.indexOf('=');
+      cookies.set(pair.slice(0, eq), pair.slice(eq + 1));
     }
     url = new URL(res.headers.get('location')!, url);
   }

@@ -1,0 +1,2 @@
+export { createAuditLog, type AuditLog, type AuditInput, type AuditEntry, type AuditQuery } from './audit.ts';
+export { createEventBus, type EventBus } from './bus.ts';

@@ -1,0 +1,109 @@
+import type { Logger } from 'pino';
+import type { Store } from '../store/index.ts';
+import { isWarrantError } from '../errors/index.ts';
+import type { Clock, TokenService } from './service.ts';
+
+export interface SchedulerOptions {
+  store: Store;
+  tokens: TokenService;
+  clock: Clock;
+  logger: Logger;
+  intervalMs: number;
+  /** Connections claimed per tick. */
+  batchSize?: number;
+  /** How far a claimed connection's due time is pushed while its refresh runs. */
+  leaseMs?: number;
+  /** Refreshes running at once against one provider. */
+  perProviderConcurrency?: number;
+}
+
+export interface TickReport {
+  claimed: number;
+  refreshed: number;
+  failed: number;
+}
+
+/**
+ * Refresh-ahead: every `intervalMs`, claim the connections whose refresh is due and refresh
+ * them, a few at a time per provider. Several instances may run it: claims are disjoint
+ * (SKIP LOCKED on PostgreSQL) and the token service's lock makes a refresh happen once anyway.
+ */
+export function createScheduler(opts: SchedulerOptions) {
+  const batchSize = opts.batchSize ?? 200;
+  const leaseMs = opts.leaseMs ?? 60_000;
+  const perProvider = opts.perProviderConcurrency ?? 4;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<TickReport> | undefined;
+  let stopped = true;
+
+  async function runLimited<T>(items: T[], keyOf: (t: T) => string, fn: (t: T) => Promise<void>): Promise<void> {
+    const queues = new Map<string, T[]>();
+    for (const item of items) {
+      const k = keyOf(item);
+      if (!queues.has(k)) queues.set(k, []);
+      queues.get(k)!.push(item);
+    }
+    const workers: Promise<void>[] = [];
+    for (const queue of queues.values()) {
+      for (let i = 0; i < Math.min(perProvider, queue.length); i++) {
+        workers.push(
+          (async () => {
+            for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
+          })(),
+        );
+      }
+    }
+    await Promise.all(workers);
+  }
+
+  async function tick(): Promise<TickReport> {
+    const claimed = await opts.store.connections.claimDue(opts.clock.now(), batchSize, leaseMs, opts.store.dialect);
+    const report: TickReport = { claimed: claimed.length, refreshed: 0, failed: 0 };
+    await runLimited(
+      claimed,
+      (row) => row.provider,
+      async (row) => {
+        try {
+          const r = await opts.tokens.getFreshToken(row.id, { refreshedAtOrBefore: row.last_refreshed_at ?? row.created_at, actor: 'scheduler' });
+          if (r.refreshed) report.refreshed++;
+          else if (r.stale) report.failed++;
+        } catch (err) {
+          report.failed++;
+          if (!isWarrantError(err, 'reauth_required') && !isWarrantError(err, 'refresh_unavailable')) {
+            opts.logger.error({ err, connection: row.id }, 'scheduled refresh failed');
+          }
+        }
+      },
+    );
+    return report;
+  }
+
+  const loop = () => {
+    if (stopped) return;
+    running = tick()
+      .catch((err) => {
+        opts.logger.error({ err }, 'scheduler tick failed');
+        return { claimed: 0, refreshed: 0, failed: 0 };
+      })
+      .finally(() => {
+        running = undefined;
+        if (!stopped) timer = setTimeout(loop, opts.intervalMs * (0.9 + Math.random() * 0.2));
+      });
+  };
+
+  return {
+    tick,
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      timer = setTimeout(loop, Math.random() * opts.intervalMs);
+    },
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
+
+export type Scheduler = ReturnType<typeof createScheduler>;
