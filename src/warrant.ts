@@ -16,6 +16,22 @@ import { loadCatalog, type Provider } from './providers/index.ts';
 import { buildApp } from './http/app.ts';
 import { createLogger } from './http/logger.ts';
 import { createMetrics } from './http/metrics.ts';
+import { connectionRoutes } from './http/routes/connections.ts';
+import { connectRoutes } from './http/routes/connect.ts';
+import { auditRoutes } from './http/routes/audit.ts';
+import { createMemoryLocks, createPostgresLocks, createRedisLocks, type Locks } from './locks/index.ts';
+import { createAuditLog, createEventBus, type AuditLog, type EventBus } from './events/index.ts';
+import {
+  createClientResolver,
+  createConnectFlow,
+  createConnectionService,
+  createScheduler,
+  createTokenService,
+  type ConnectFlow,
+  type ConnectionService,
+  type Scheduler,
+  type TokenService,
+} from './tokens/index.ts';
 
 export interface Warrant {
   config: Readonly<Config>;
@@ -23,8 +39,16 @@ export interface Warrant {
   store: Store;
   catalog: Map<string, Provider>;
   logger: Logger;
+  locks: Locks;
+  audit: AuditLog;
+  bus: EventBus;
+  tokens: TokenService;
+  connections: ConnectionService;
+  connect: ConnectFlow;
+  scheduler: Scheduler;
   /** Set only on the first start without WARRANT_ADMIN_TOKEN: shown once, never stored in the clear. */
   generatedAdminToken?: string;
+  /** Listens and starts the refresh-ahead scheduler. */
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -34,6 +58,16 @@ export interface WarrantOptions {
   now?: () => number;
   /** Called once with a message for the operator's eyes (key generated, admin token …). */
   notice?: (message: string) => void;
+  /** Run the refresh-ahead scheduler after listen() (default true). */
+  scheduler?: boolean;
+  /** Environment for `${env:NAME}` references in provider definitions (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+function locksFor(config: Config, store: Store): Locks {
+  if (config.redisUrl) return createRedisLocks(config.redisUrl);
+  if (store.dialect === 'postgres') return createPostgresLocks(store.db);
+  return createMemoryLocks();
 }
 
 export function keyRingFor(config: Config, notice: (m: string) => void): KeyRingSource {
@@ -73,12 +107,46 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
   });
   const admin = await adminTokenHash(store, config, now());
   const metrics = createMetrics();
+  const clock = { now };
+  const locks = locksFor(config, store);
+  const audit = createAuditLog({ db: store.db, dialect: store.dialect, now });
+  const bus = createEventBus();
+  const clients = createClientResolver({ timeoutMs: config.idpTimeoutMs, env: opts.env });
+  const timing = { refreshSkewSeconds: config.refreshSkewSeconds, refreshSkewFraction: config.refreshSkewFraction };
+  // The token service needs re-connect links, which the connect flow makes: wired through a late binding.
+  let connect!: ConnectFlow;
+  const tokens = createTokenService({
+    store,
+    catalog,
+    locks,
+    audit,
+    bus,
+    clients,
+    clock,
+    logger,
+    timing,
+    idpTimeoutMs: config.idpTimeoutMs,
+    reauthUrl: (row) => connect.reconnectUrl(row),
+    onRefresh: (provider, outcome) => metrics.tokenRefreshes.inc({ provider, outcome }),
+  });
+  const connections = createConnectionService({ store, catalog, tokens, clients, audit, bus, clock, logger, timing });
+  connect = createConnectFlow({
+    store,
+    connections,
+    clients,
+    clock,
+    logger,
+    publicUrl: config.publicUrl,
+    sessionTtlSeconds: config.connectSessionTtlSeconds,
+  });
+  const scheduler = createScheduler({ store, tokens, clock, logger, intervalMs: config.schedulerIntervalMs });
   const app = await buildApp({
     logger,
     metrics,
     catalog,
     ping: () => store.ping(),
     adminTokenHash: () => admin.hash,
+    routes: [connectionRoutes(connections), connectRoutes(connect), auditRoutes(audit)],
   });
 
   return {
@@ -87,12 +155,23 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     store,
     catalog,
     logger,
+    locks,
+    audit,
+    bus,
+    tokens,
+    connections,
+    connect,
+    scheduler,
     generatedAdminToken: admin.generated,
     async listen() {
-      return app.listen({ host: config.host, port: config.port });
+      const address = await app.listen({ host: config.host, port: config.port });
+      if (opts.scheduler !== false) scheduler.start();
+      return address;
     },
     async close() {
+      await scheduler.stop();
       await app.close();
+      await locks.close();
       await store.close();
     },
   };

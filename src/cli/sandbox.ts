@@ -1,5 +1,12 @@
 import { Command } from 'commander';
 
+/** A whole number written in decimal digits only (`Number` alone would take '', '1e3', '0x10'). */
+function wholeNumber(value: string, flag: string, what: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new Error(`${flag}: ${what}`);
+  return n;
+}
+
 export function sandboxCommand(): Command {
   return new Command('sandbox')
     .description(
@@ -12,20 +19,26 @@ export function sandboxCommand(): Command {
     .option('--no-rotation', 'keep refresh tokens valid after use (no rotation)')
     .option('--id <id>', 'provider id in the printed definition', 'sandbox')
     .action(async (opts: { port: string; host: string; tokenTtl: string; rotation: boolean; id: string }) => {
-      const ttl = Number(opts.tokenTtl);
-      if (!Number.isInteger(ttl) || ttl <= 0) throw new Error('--token-ttl: a whole number of seconds');
+      const port = wholeNumber(opts.port, '--port', 'a port number from 0 to 65535', 0, 65535);
+      const ttl = wholeNumber(opts.tokenTtl, '--token-ttl', 'a whole number of seconds', 1);
+      // The same rule as a provider definition's id, so the printed definition always loads.
+      if (!/^[a-z0-9-]+$/.test(opts.id)) throw new Error('--id: lower-case letters, digits and "-"');
       // Loaded on use: `warrant serve` need not load the sandbox's IdP.
       const { startSandbox, formatProviderYaml } = await import('../sandbox/index.ts');
       const sandbox = await startSandbox({
         host: opts.host,
-        port: Number(opts.port),
+        port,
         accessTokenTtl: ttl,
         rotateRefreshTokens: opts.rotation,
       });
-      process.stdout.write(`# Warrant sandbox: IdP ${sandbox.issuer}  API ${sandbox.apiBaseUrl}\n`);
+      // The sandbox's own URLs carry the bound port (never 0 with --port 0).
+      process.stdout.write(`# Warrant sandbox: IdP ${sandbox.issuer}  API ${sandbox.apiBaseUrl}  control ${sandbox.controlUrl}\n`);
       process.stdout.write('# Save this as a provider definition (e.g. providers/sandbox.yaml) and point WARRANT_PROVIDERS at it.\n');
       process.stdout.write(formatProviderYaml(sandbox.providerDefinition(opts.id)));
+      let stopping = false;
       const stop = async () => {
+        if (stopping) return;
+        stopping = true;
         await sandbox.close();
         process.exit(0);
       };

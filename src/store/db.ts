@@ -5,7 +5,7 @@ import pg from 'pg';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
 import type { Database } from './schema.ts';
 import * as m001 from './migrations/001_initial.ts';
-import * as m002 from './migrations/002_refresh_fence.ts';
+import * as m002 from './migrations/002_lifecycle.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 export type Db = Kysely<Database>;
@@ -61,7 +61,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<OpenDatabase>
 /** Runs every pending migration; one set serves both dialects. */
 export async function migrate(db: Db, dialect: Dialect): Promise<void> {
   const bind = (mod: { up(db: Kysely<any>, d: Dialect): Promise<void> }): Migration => ({ up: (d) => mod.up(d, dialect) });
-  const migrations: Record<string, Migration> = { '001_initial': bind(m001), '002_refresh_fence': bind(m002) };
+  const migrations: Record<string, Migration> = { '001_initial': bind(m001), '002_lifecycle': bind(m002) };
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => migrations },

@@ -102,6 +102,7 @@ export interface ConnectSessionsTable {
   environment: string;
   owner: string;
   scopes: Json;
+  params: ColumnType<Json, Json | undefined, Json>;
   redirect_to: string | null;
   state_hash: string;
   status: 'pending' | 'completed' | 'failed' | 'expired';

@@ -46,10 +46,12 @@ describe('http app', () => {
     assert.equal(res.statusCode, 200);
     const { providers } = res.json();
     assert.ok(providers.length >= 25);
-    assert.ok(!res.body.includes('client_secret'));
-    const one = await warrant.app.inject({ url: `/v1/providers/${providers[0].id}`, headers: admin });
-    assert.equal(one.statusCode, 200);
-    assert.ok(!one.body.includes('client_secret'));
+    assert.ok(!res.body.includes('"client_secret"') && !res.body.includes('${env:'));
+    for (const p of providers) {
+      const one = await warrant.app.inject({ url: `/v1/providers/${p.id}`, headers: admin });
+      assert.equal(one.statusCode, 200);
+      assert.ok(!one.body.includes('"client_secret"') && !one.body.includes('"client_id"') && !one.body.includes('${env:'), p.id);
+    }
   });
 
   test('invalid input answers invalid_request naming the field', async () => {

@@ -1,8 +1,0 @@
-import type { Kysely } from 'kysely';
-import type { Dialect } from '../db.ts';
-
-// The fencing token of the last lock holder that wrote this connection's tokens (Redis locks):
-// a holder that stalled past its lock's TTL carries an older fence and its write is refused.
-export async function up(db: Kysely<any>, _dialect: Dialect): Promise<void> {
-  await db.schema.alterTable('connections').addColumn('refresh_fence', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
-}
