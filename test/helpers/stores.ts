@@ -66,12 +66,15 @@ export async function openTestStore(kind: StoreKind['name'], ring: KeyRing = tes
   };
 }
 
-export async function dropSchema(schema: string): Promise<void> {
+async function adminQuery(text: string): Promise<void> {
   const client = new pg.Client({ connectionString: testDatabaseUrl });
   await client.connect();
   try {
-    await client.query(`drop schema if exists "${schema}" cascade`);
+    await client.query(text);
   } finally {
     await client.end();
   }
 }
+
+export const createSchema = (schema: string) => adminQuery(`create schema if not exists "${schema}"`);
+export const dropSchema = (schema: string) => adminQuery(`drop schema if exists "${schema}" cascade`);

@@ -1,0 +1,98 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { stringify } from 'yaml';
+import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/index.ts';
+import { loadConfig } from '../../src/config/index.ts';
+import { createWarrant, type Warrant } from '../../src/warrant.ts';
+import { captureLogger, ADMIN_TOKEN } from './app.ts';
+import { createSchema, dropSchema, testDatabaseUrl, testRedisUrl } from './stores.ts';
+
+export interface LifecycleEnv {
+  sandbox: Sandbox;
+  warrant: Warrant;
+  logs: ReturnType<typeof captureLogger>;
+  providersFile: string;
+  env: Record<string, string>;
+  /** Runs the whole authorization code + PKCE flow through the sandbox; returns the connection id. */
+  connect(owner?: string, scopes?: string[]): Promise<string>;
+  cleanup(): Promise<void>;
+}
+
+export interface LifecycleOptions {
+  sandbox?: SandboxOptions;
+  store?: 'sqlite' | 'postgres';
+  redis?: boolean;
+  env?: Record<string, string>;
+  scheduler?: boolean;
+  /** Reuse an existing sandbox (several Warrant instances against one IdP). */
+  sharedSandbox?: Sandbox;
+  /** Reuse an existing data location (a second instance on the same store). */
+  shared?: { dataDir?: string; pgSchema?: string; masterKey: string; providersFile: string };
+}
+
+export async function startLifecycle(opts: LifecycleOptions = {}): Promise<LifecycleEnv> {
+  const sandbox = opts.sharedSandbox ?? (await startSandbox({ accessTokenTtl: 5, ...opts.sandbox }));
+  const dir = mkdtempSync(join(tmpdir(), 'warrant-life-'));
+  const providersFile = opts.shared?.providersFile ?? join(dir, 'sandbox.yaml');
+  if (!opts.shared) writeFileSync(providersFile, stringify(sandbox.providerDefinition('sandbox')));
+  const masterKey = opts.shared?.masterKey ?? `k1:${randomBytes(32).toString('base64')}`;
+  const pgSchema = opts.store === 'postgres' ? (opts.shared?.pgSchema ?? `t_${randomBytes(6).toString('hex')}`) : undefined;
+  const env: Record<string, string> = {
+    WARRANT_DATA_DIR: opts.shared?.dataDir ?? dir,
+    WARRANT_ADMIN_TOKEN: ADMIN_TOKEN,
+    WARRANT_MASTER_KEY: masterKey,
+    WARRANT_PORT: '0',
+    WARRANT_PROVIDERS: providersFile,
+    WARRANT_HTTP_TIMEOUT_MS: '5000',
+    WARRANT_SCHEDULER_INTERVAL_MS: '250',
+    ...(pgSchema ? { DATABASE_URL: withSchema(testDatabaseUrl!, pgSchema) } : {}),
+    ...(opts.redis ? { REDIS_URL: testRedisUrl! } : {}),
+    ...opts.env,
+  };
+  if (pgSchema && !opts.shared) await createSchema(pgSchema);
+  const logs = captureLogger('warn');
+  const warrant = await createWarrant(loadConfig(env), { logger: logs.logger, notice: () => {}, scheduler: opts.scheduler ?? false });
+  await warrant.listen();
+  return {
+    sandbox,
+    warrant,
+    logs,
+    providersFile,
+    env: { ...env, ...(pgSchema ? { WARRANT_TEST_PG_SCHEMA: pgSchema } : {}) },
+    async connect(owner = 'alice@example.com', scopes = ['items:read', 'items:write']) {
+      const session = await warrant.connect.createSession({ provider: 'sandbox', owner, scopes });
+      const redirect = await sandbox.authorize(Object.fromEntries(new URL(session.authorize_url).searchParams) as never);
+      const outcome = await warrant.connect.handleCallback(new URL(redirect).searchParams);
+      if (!outcome.connection) throw new Error(`connect failed: ${outcome.session.error}`);
+      return outcome.connection.id;
+    },
+    async cleanup() {
+      await warrant.close();
+      if (!opts.sharedSandbox) await sandbox.close();
+      if (pgSchema && !opts.shared) await dropSchema(pgSchema);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A PostgreSQL URL whose connections use `schema` (libpq `options`). */
+export function withSchema(url: string, schema: string): string {
+  const u = new URL(url);
+  u.searchParams.set('options', `-c search_path=${schema}`);
+  return u.href;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns a truthy value or `timeoutMs` passes. */
+export async function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(everyMs);
+  }
+}
