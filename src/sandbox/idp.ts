@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import { createMemoryAdapter } from './adapter.ts';
 import { escapeHtml } from './http.ts';
+import { installJwtBearer, type ServiceAccounts } from './jwt-bearer.ts';
 import { isLoopbackUrl, loopbackPlaceholderRedirect, sandboxDefaults, type ResolvedOptions, type SandboxClient } from './options.ts';
 import { countTokenRequest, type SandboxStats } from './stats.ts';
 
@@ -51,7 +52,13 @@ export function resourceScopes(options: ResolvedOptions): string[] {
 
 const sameResource = (a: string, b: string) => a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
 
-export async function createIdp(deps: IdpDeps): Promise<Provider> {
+export interface Idp {
+  provider: Provider;
+  /** RFC 7523 service accounts (the JWT bearer grant). */
+  serviceAccounts: ServiceAccounts;
+}
+
+export async function createIdp(deps: IdpDeps): Promise<Idp> {
   const { options, lifetimes, stats, apiBaseUrl } = deps;
   const { log } = options;
   const apiScopeList = resourceScopes(options).join(' ');
@@ -122,6 +129,8 @@ export async function createIdp(deps: IdpDeps): Promise<Provider> {
   };
 
   const provider = new Provider(deps.issuer, configuration);
+  // Before any client is loaded: oidc-provider checks grant_types against the registered grant types.
+  const serviceAccounts = await installJwtBearer(provider, { issuer: deps.issuer, apiBaseUrl, options, lifetimes, resourceScopes: resourceScopes(options) });
 
   // Any loopback redirect URI for clients registered without redirect_uris (Warrant's callback
   // port changes with every test run); exact matching for everyone else.
@@ -178,7 +187,7 @@ export async function createIdp(deps: IdpDeps): Promise<Provider> {
   provider.on('grant.revoked', (_ctx: unknown, grantId: string) => log(`grant ${grantId.slice(0, 6)}… revoked`));
   provider.on('server_error', (_ctx: unknown, err: Error) => log(`server_error: ${err.message}`));
 
-  return provider;
+  return { provider, serviceAccounts };
 }
 
 /** Kills the grant behind an access or refresh token, as a password reset or an admin would. */

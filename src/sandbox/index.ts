@@ -13,11 +13,13 @@
  *
  * Used by Warrant's tests, `warrant demo`, `warrant sandbox`, and people testing their agents
  * against token expiry, so it behaves like production: opaque tokens checked in-process
- * (revocation is immediate), PKCE S256 required, refresh-token rotation with reuse detection.
+ * (revocation is immediate), PKCE S256 required, refresh-token rotation with reuse detection,
+ * and the RFC 7523 JWT bearer grant for service accounts (jwt-bearer.ts).
  */
 export { startSandbox, type Sandbox } from './server.ts';
 export { formatProviderYaml } from './definition.ts';
-export { sandboxDefaults, type SandboxOptions, type SandboxClient } from './options.ts';
+export { sandboxDefaults, type SandboxOptions, type SandboxClient, type SandboxServiceAccount } from './options.ts';
+export { jwtBearerGrantType, type ServiceAccountKey } from './jwt-bearer.ts';
 export type { SandboxFaults } from './faults.ts';
 export type { SandboxStats } from './stats.ts';
 export { SandboxAuthorizeError, type AuthorizeParams } from './authorize.ts';

@@ -12,6 +12,16 @@ export interface SandboxClient {
   scope?: string;
 }
 
+/** An RFC 7523 service account: a public client whose key signs the JWT bearer assertions it presents. */
+export interface SandboxServiceAccount {
+  /** The assertion's `iss` and the token request's client_id (Google: the service account e-mail). */
+  client_id: string;
+  /** SPKI PEM (`-----BEGIN PUBLIC KEY-----`) of an RSA or EC P-256 key. */
+  publicKeyPem: string;
+  /** Scopes it may be granted (space-separated); default every API scope (items:read items:write). */
+  scope?: string;
+}
+
 export interface SandboxOptions {
   /** Loopback address to listen on. Default 127.0.0.1. */
   host?: string;
@@ -25,6 +35,9 @@ export interface SandboxOptions {
   rotateRefreshTokens?: boolean;
   /** Clients added to (or, with the same client_id, replacing) the default `warrant` client. */
   clients?: SandboxClient[];
+  /** RFC 7523 service accounts known from the start; `sandbox.addServiceAccount` adds more with a
+   *  generated key pair. */
+  serviceAccounts?: SandboxServiceAccount[];
   /** Scopes the IdP knows besides `openid`. Default items:read, items:write, offline_access. */
   scopes?: string[];
   /** A browser reaching the interaction page is approved at once as `sandbox-user`. Default true;
@@ -66,6 +79,7 @@ export interface ResolvedOptions {
   autoApprove: boolean;
   scopes: string[];
   clients: SandboxClient[];
+  serviceAccounts: SandboxServiceAccount[];
   /** Clients registered without redirect_uris: any loopback redirect URI is theirs. */
   loopbackRedirectClients: Set<string>;
   log: (line: string) => void;
@@ -91,6 +105,9 @@ const optionsSchema = z.object({
         scope: z.string().optional(),
       }),
     )
+    .optional(),
+  serviceAccounts: z
+    .array(z.object({ client_id: z.string().min(1), publicKeyPem: z.string().min(1), scope: z.string().optional() }))
     .optional(),
 });
 
@@ -124,6 +141,7 @@ export function resolveOptions(opts: SandboxOptions = {}): ResolvedOptions {
     autoApprove: o.autoApprove ?? sandboxDefaults.autoApprove,
     scopes,
     clients: [...clients.values()],
+    serviceAccounts: o.serviceAccounts ?? [],
     loopbackRedirectClients,
     log: (line) => logger?.(`sandbox: ${line}`),
   };

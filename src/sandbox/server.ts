@@ -3,13 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { createApiHandler } from './api.ts';
 import { followAuthorization, type AuthorizeParams } from './authorize.ts';
 import { createControlHandler } from './control.ts';
-import { buildProviderDefinition } from './definition.ts';
+import { buildProviderDefinition, buildServiceAccountDefinition } from './definition.ts';
 import { createFaultState, type SandboxFaults } from './faults.ts';
 import { delay, readBody, sendJson } from './http.ts';
-import { createIdp, resourceScopes, revokeGrantOf } from './idp.ts';
+import { createIdp, resourceScopes, revokeGrantOf, type Idp } from './idp.ts';
 import { createInteractionHandler } from './interaction.ts';
 import { resolveOptions, sandboxDefaults, type SandboxOptions } from './options.ts';
 import { countTokenRequest, emptyStats, type SandboxStats } from './stats.ts';
+import type { ServiceAccountKey } from './jwt-bearer.ts';
 import type { ProviderInput } from '../providers/index.ts';
 
 export interface Sandbox {
@@ -21,6 +22,14 @@ export interface Sandbox {
   controlUrl: string;
   /** A Warrant provider definition pointing at this sandbox; passes `providerSchema.parse`. */
   providerDefinition(id?: string): ProviderInput;
+  /**
+   * Registers an RFC 7523 service account (a public client allowed the JWT bearer grant) with a
+   * fresh RSA-2048 key pair. `scope` (space-separated) is what it may be granted, default every API
+   * scope. Rejects when the client_id is taken.
+   */
+  addServiceAccount(account: { client_id: string; scope?: string }): Promise<ServiceAccountKey>;
+  /** A Warrant `auth: jwt_bearer` definition for a registered service account; passes `providerSchema.parse`. */
+  serviceAccountDefinition(id: string, clientId: string): ProviderInput;
   stats(): SandboxStats;
   resetStats(): void;
   /** Replaces every injected fault (`{}` clears); `count` restarts from the new value. */
@@ -75,13 +84,14 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   const asMetadataPath = `/.well-known/oauth-authorization-server${sandboxDefaults.idpPath}`;
   const rsMetadataPath = `/.well-known/oauth-protected-resource${sandboxDefaults.apiPath}`;
 
-  let provider: Awaited<ReturnType<typeof createIdp>>;
+  let idp: Idp;
   try {
-    provider = await createIdp({ issuer, apiBaseUrl, options, lifetimes, stats });
+    idp = await createIdp({ issuer, apiBaseUrl, options, lifetimes, stats });
   } catch (err) {
     server.close();
     throw err;
   }
+  const { provider, serviceAccounts } = idp;
   const idpCallback = provider.callback();
   const urls = {
     issuer,
@@ -122,6 +132,12 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     apiBaseUrl,
     controlUrl,
     providerDefinition: (id) => buildProviderDefinition({ urls, options, accessTokenTtl: lifetimes.accessTokenTtl }, id),
+    addServiceAccount: (account) => serviceAccounts.create(account),
+    serviceAccountDefinition(id, clientId) {
+      const account = serviceAccounts.get(clientId);
+      if (!account) throw new TypeError(`serviceAccountDefinition: no service account ${clientId} is registered`);
+      return buildServiceAccountDefinition({ urls, options, accessTokenTtl: lifetimes.accessTokenTtl }, id, account);
+    },
     stats: () => ({ ...stats }),
     resetStats: () => void Object.assign(stats, emptyStats()),
     setFaults: (f) => faults.set(f),

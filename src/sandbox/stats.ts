@@ -12,6 +12,8 @@ export interface SandboxStats {
   refreshFailures: number;
   clientCredentialsRequests: number;
   authorizationCodeRequests: number;
+  /** Token requests with grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer (RFC 7523). */
+  jwtBearerRequests: number;
   /** Requests to the revocation endpoint (RFC 7009). */
   revocations: number;
   /** Requests to the introspection endpoint (RFC 7662). */
@@ -29,6 +31,7 @@ export function emptyStats(): SandboxStats {
     refreshFailures: 0,
     clientCredentialsRequests: 0,
     authorizationCodeRequests: 0,
+    jwtBearerRequests: 0,
     revocations: 0,
     introspections: 0,
     apiRequests: 0,
@@ -46,5 +49,7 @@ export function countTokenRequest(stats: SandboxStats, grantType: string | undef
     stats.clientCredentialsRequests += 1;
   } else if (grantType === 'authorization_code') {
     stats.authorizationCodeRequests += 1;
+  } else if (grantType === 'urn:ietf:params:oauth:grant-type:jwt-bearer') {
+    stats.jwtBearerRequests += 1;
   }
 }

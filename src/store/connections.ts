@@ -48,24 +48,23 @@ export function createConnectionsRepo(db: Db) {
      * index, so its cost follows the number of due rows, not the table's size.
      */
     async claimDue(now: number, limit: number, leaseMs: number, dialect: 'sqlite' | 'postgres'): Promise<ConnectionRow[]> {
-      return db.transaction().execute(async (trx) => {
-        let pick = trx
-          .selectFrom('connections')
-          .select('id')
-          .where('refresh_due_at', '<=', now)
-          .where('status', 'in', ['active', 'error'])
-          .orderBy('refresh_due_at')
-          .limit(limit);
-        if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
-        const ids = (await pick.execute()).map((r) => r.id);
-        if (!ids.length) return [];
-        return trx
-          .updateTable('connections')
-          .set({ refresh_due_at: now + leaseMs })
-          .where('id', 'in', ids)
-          .returningAll()
-          .execute();
-      });
+      // One statement, one round trip: pick the due ids and push their due time together.
+      return db
+        .updateTable('connections')
+        .set({ refresh_due_at: now + leaseMs })
+        .where('id', 'in', (eb) => {
+          let pick = eb
+            .selectFrom('connections')
+            .select('id')
+            .where('refresh_due_at', '<=', now)
+            .where('status', 'in', ['active', 'error'])
+            .orderBy('refresh_due_at')
+            .limit(limit);
+          if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
+          return pick;
+        })
+        .returningAll()
+        .execute();
     },
 
     async update(id: string, patch: ConnectionPatch, trx: Db = db): Promise<void> {

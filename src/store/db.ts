@@ -62,11 +62,16 @@ export async function openDatabase(opts: DatabaseOptions): Promise<OpenDatabase>
 export async function migrate(db: Db, dialect: Dialect): Promise<void> {
   const bind = (mod: { up(db: Kysely<any>, d: Dialect): Promise<void> }): Migration => ({ up: (d) => mod.up(d, dialect) });
   const migrations: Record<string, Migration> = { '001_initial': bind(m001), '002_lifecycle': bind(m002) };
+  // On PostgreSQL the migrator must look in our own schema only: otherwise another Warrant schema
+  // in the same database (tests, several tenants on one server) is taken for ours.
+  const schema =
+    dialect === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db)).rows[0]?.schema : undefined;
   const migrator = new Migrator({
     db,
     provider: { getMigrations: async () => migrations },
     migrationTableName: 'warrant_migrations',
     migrationLockTableName: 'warrant_migrations_lock',
+    ...(schema ? { migrationTableSchema: schema } : {}),
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
