@@ -260,6 +260,29 @@ export function createTokenService(deps: TokenServiceDeps) {
     return duringBackoff({ ...row, status, failure_count: failures, next_attempt_at: next, version: row.version + 1 });
   }
 
+  /**
+   * No `expires_in` and no catalog lifetime: ask the IdP (RFC 7662 `exp`). Done after the commit,
+   * so the extra round trip never widens the window in which a rotated refresh token is unsaved.
+   */
+  async function learnExpiry(id: string, client: ReturnType<ClientResolver>, saved: Cached): Promise<void> {
+    try {
+      const info = await client.introspect(saved.accessToken, 'access_token');
+      if (!info.active || !info.exp) return;
+      const row = await store.connections.get(id);
+      if (!row || row.version !== saved.version) return;
+      const provider = providerOf(row);
+      const now = clock.now();
+      const expiresAt = info.exp * 1000;
+      const lifetimeMs = expiresAt - (row.last_refreshed_at ?? now);
+      const patch = { expires_at: expiresAt, refresh_due_at: refreshDueAt(now, expiresAt, lifetimeMs, timing, provider.refresh_token_idle_timeout), updated_at: now };
+      if (await store.connections.updateIfVersion(id, row.version, patch)) {
+        Object.assign(saved, { expiresAt, lifetimeMs, version: row.version + 1 });
+      }
+    } catch (err) {
+      logger.warn({ connection: id, err: (err as Error).message }, 'could not learn the token expiry by introspection');
+    }
+  }
+
   /** Gets new tokens from the IdP, under the connection's lock. */
   async function refreshLocked(row: ConnectionRow, fence: number, actor: string): Promise<FreshToken> {
     const provider = providerOf(row);
@@ -270,8 +293,9 @@ export function createTokenService(deps: TokenServiceDeps) {
       return result(row.id, remember(row, secrets.access_token), false);
     }
     let tokens: TokenSet;
+    let client: ReturnType<ClientResolver> | undefined;
     try {
-      const client = deps.clients(provider, row.environment, params);
+      client = deps.clients(provider, row.environment, params);
       const scopes = parseJson<string[]>(row.requested_scopes, []);
       if (provider.auth === 'client_credentials') tokens = await client.clientCredentials(scopes);
       else if (provider.auth === 'jwt_bearer') {
@@ -291,7 +315,9 @@ export function createTokenService(deps: TokenServiceDeps) {
     }
     deps.onRefresh?.(row.provider, 'ok');
     try {
-      return result(row.id, await persistSuccess(row, provider, tokens, fence, actor), true);
+      const saved = await persistSuccess(row, provider, tokens, fence, actor);
+      if (saved.expiresAt === null && client?.endpoints.introspection_url) await learnExpiry(row.id, client, saved);
+      return result(row.id, saved, true);
     } catch (err) {
       if (err instanceof StaleWriteError) {
         // Someone wrote the row without holding the lock (an admin revoke, a stalled holder
