@@ -19,6 +19,8 @@ import { createMetrics } from './http/metrics.ts';
 import { connectionRoutes } from './http/routes/connections.ts';
 import { connectRoutes } from './http/routes/connect.ts';
 import { auditRoutes } from './http/routes/audit.ts';
+import { agentRoutes } from './http/routes/agents.ts';
+import { createAgentService, type AgentService } from './agents/index.ts';
 import { createMemoryLocks, createPostgresLocks, createRedisLocks, type Locks } from './locks/index.ts';
 import { createAuditLog, createEventBus, type AuditLog, type EventBus } from './events/index.ts';
 import {
@@ -46,6 +48,7 @@ export interface Warrant {
   connections: ConnectionService;
   connect: ConnectFlow;
   scheduler: Scheduler;
+  agents: AgentService;
   /** Set only on the first start without WARRANT_ADMIN_TOKEN: shown once, never stored in the clear. */
   generatedAdminToken?: string;
   /** Listens and starts the refresh-ahead scheduler. */
@@ -139,6 +142,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     publicUrl: config.publicUrl,
     sessionTtlSeconds: config.connectSessionTtlSeconds,
   });
+  const agents = createAgentService({ store, audit, bus, clock, logger });
   const scheduler = createScheduler({ store, tokens, clock, logger, intervalMs: config.schedulerIntervalMs });
   const app = await buildApp({
     logger,
@@ -146,7 +150,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     catalog,
     ping: () => store.ping(),
     adminTokenHash: () => admin.hash,
-    routes: [connectionRoutes(connections), connectRoutes(connect), auditRoutes(audit)],
+    routes: [connectionRoutes(connections), connectRoutes(connect), auditRoutes(audit), agentRoutes(agents)],
   });
 
   return {
@@ -162,6 +166,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     connections,
     connect,
     scheduler,
+    agents,
     generatedAdminToken: admin.generated,
     async listen() {
       const address = await app.listen({ host: config.host, port: config.port });
@@ -171,6 +176,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     async close() {
       await scheduler.stop();
       await app.close();
+      await agents.settle();
       await locks.close();
       await store.close();
     },

@@ -118,7 +118,13 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
   /** The token endpoint with its faults; answers the fault itself or passes the request on. */
   async function tokenEndpoint(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
     const fault = faults.take('tokenEndpoint');
-    if (fault?.delayMs && !(await delay(fault.delayMs, closing.signal))) return;
+    if (fault?.delayMs) {
+      // A slow IdP holds the request before acting on it (a queue in front of it): a client that
+      // gives up or dies meanwhile is dropped, its request never processed, as behind a proxy.
+      const gone = new AbortController();
+      res.once('close', () => gone.abort());
+      if (!(await delay(fault.delayMs, AbortSignal.any([closing.signal, gone.signal])))) return;
+    }
     if (fault?.status === undefined) return toIdp(req, res, url);
     const grantType = new URLSearchParams(await readBody(req).catch(() => '')).get('grant_type') ?? undefined;
     countTokenRequest(stats, grantType, fault.status);

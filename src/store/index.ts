@@ -4,6 +4,7 @@ import { createSecretsRepo } from './secrets.ts';
 import { createSettingsRepo } from './settings.ts';
 import { createKeysRepo } from './keys.ts';
 import { createConnectionsRepo } from './connections.ts';
+import { createOwnersRepo } from './owners.ts';
 import { createVault } from './vault.ts';
 import type { KeyRingSource } from '../crypto/index.ts';
 
@@ -12,6 +13,7 @@ export type * from './schema.ts';
 export type { Vault, RotationReport } from './vault.ts';
 export type { SecretKey } from './secrets.ts';
 export type { ConnectionFilter } from './connections.ts';
+export type { OwnerRow, OwnersRepo } from './owners.ts';
 
 export interface StoreOptions extends DatabaseOptions {
   ring: KeyRingSource;
@@ -35,6 +37,7 @@ export async function createStore(opts: StoreOptions) {
     vault,
     settings: createSettingsRepo(db),
     connections: createConnectionsRepo(db),
+    owners: createOwnersRepo(db),
     /** Runs `fn` in one transaction; repository calls given `trx` commit or roll back together. */
     transaction<T>(fn: (trx: Db) => Promise<T>): Promise<T> {
       return db.transaction().execute(fn);

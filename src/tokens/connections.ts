@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { WarrantError, invalidRequest, notFound } from '../errors/index.ts';
 import { OAuthCallError, classify, type TokenSet } from '../oauth/index.ts';
 import type { Provider } from '../providers/index.ts';
-import type { ConnectionRow, ConnectionStatus, Db, Store } from '../store/index.ts';
+import type { ConnectionRow, ConnectionStatus, Store } from '../store/index.ts';
 import type { AuditLog, EventBus } from '../events/index.ts';
 import type { ClientResolver } from './clients.ts';
 import { lifetimeOf, parseJson, tokenLifetimeSeconds, type Clock, type TokenService } from './service.ts';
@@ -99,14 +99,6 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     return env;
   }
 
-  async function ensureOwner(owner: string, trx: Db): Promise<void> {
-    await trx
-      .insertInto('owners')
-      .values({ id: owner, email: owner.includes('@') ? owner : null, status: 'active', created_at: clock.now(), offboarded_at: null })
-      .onConflict((oc) => oc.column('id').doNothing())
-      .execute();
-  }
-
   /**
    * Writes a new connection, or new tokens into an existing one (re-connect), with its sealed
    * secrets and an audit entry, in one transaction.
@@ -152,7 +144,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
       updated_at: now,
     };
     const entries = await store.transaction(async (trx) => {
-      await ensureOwner(input.owner, trx);
+      await store.owners.ensure(input.owner, now, trx);
       if (input.existing) await store.connections.update(id, fields, trx);
       else await store.connections.insert({ id, ...fields, created_at: now }, trx);
       const key = (field: string) => ({ scope: 'connection', ref: id, field });

@@ -1,0 +1,142 @@
+import type { Logger } from 'pino';
+import { hashSecret, safeEqual } from '../crypto/index.ts';
+import { WarrantError } from '../errors/index.ts';
+import type { AgentsRepo } from './repo.ts';
+import { DUMMY_KEY_HASH, parseApiKey } from './keys.ts';
+import { authenticatedAgentOf, type AuthenticatedAgent } from './view.ts';
+
+// Agent authentication runs on every proxied request, so its hot path is in memory: a cache
+// keyed by key id holds the stored hash, the agent and its grants for `cacheTtlMs`. A hit
+// costs one SHA-256 of the presented secret and a constant-time comparison; no query.
+//
+// Consistency: a revocation made by this process (`invalidate`) takes effect at once. A
+// revocation (or grant change) made by another instance takes effect here within `cacheTtlMs`,
+// when the entry is reloaded. Expiry is checked against the clock on every call, never cached.
+
+export interface AgentAuthOptions {
+  /** How long a verified key's row and grants are reused before they are read again, in ms. */
+  cacheTtlMs: number;
+  /** last_used_at is written at most once per this interval per agent, in ms. */
+  touchIntervalMs: number;
+  /** Most keys held in the cache; the oldest entry goes first. */
+  cacheMaxEntries: number;
+}
+
+interface Entry {
+  keyHash: string;
+  status: 'active' | 'revoked';
+  expiresAt: number | null;
+  agent: AuthenticatedAgent;
+  loadedAt: number;
+}
+
+const unauthenticated = (detail: string) => new WarrantError('agent_unauthenticated', detail);
+// One message for a wrong secret and an unknown key id: the answer must not tell them apart.
+const INVALID = 'the API key is not valid';
+
+export function createAgentAuthenticator(deps: {
+  repo: AgentsRepo;
+  clock: { now(): number };
+  logger: Logger;
+  options: AgentAuthOptions;
+}) {
+  const { repo, clock, logger, options } = deps;
+  const cache = new Map<string, Entry>();
+  /** Loads in flight per key id: a burst of cold requests for one key makes one query. */
+  const loading = new Map<string, Promise<Entry | undefined>>();
+  /** agent id → when this process last wrote (or saw) its last_used_at. */
+  const touched = new Map<string, number>();
+  const pendingWrites = new Set<Promise<void>>();
+  /** Bumped by every invalidation: a load that started before it must not fill the cache. */
+  let epoch = 0;
+
+  async function load(keyId: string): Promise<Entry | undefined> {
+    const startedIn = epoch;
+    const row = await repo.getByKeyId(keyId);
+    if (!row) return undefined;
+    const grants = (await repo.grantsOf([row.id])).get(row.id) ?? [];
+    const entry: Entry = {
+      keyHash: row.key_hash,
+      status: row.status,
+      expiresAt: row.expires_at,
+      agent: authenticatedAgentOf(row, grants),
+      loadedAt: clock.now(),
+    };
+    if (row.last_used_at !== null && (touched.get(row.id) ?? -Infinity) < row.last_used_at) touched.set(row.id, row.last_used_at);
+    if (startedIn === epoch) {
+      cache.delete(keyId);
+      cache.set(keyId, entry);
+      if (cache.size > options.cacheMaxEntries) cache.delete(cache.keys().next().value!);
+    }
+    return entry;
+  }
+
+  function loadOnce(keyId: string): Promise<Entry | undefined> {
+    let p = loading.get(keyId);
+    if (!p) {
+      p = load(keyId).finally(() => {
+        if (loading.get(keyId) === p) loading.delete(keyId);
+      });
+      loading.set(keyId, p);
+    }
+    return p;
+  }
+
+  /** Fire-and-forget: the request never waits for this write, and its failure is only logged. */
+  function touch(agentId: string, now: number): void {
+    if (now - (touched.get(agentId) ?? -Infinity) < options.touchIntervalMs) return;
+    touched.set(agentId, now);
+    const write: Promise<void> = repo
+      .touch(agentId, now, options.touchIntervalMs)
+      .catch((err: unknown) => logger.warn({ agent: agentId, err: (err as Error).message }, 'could not record the agent last use'))
+      .finally(() => pendingWrites.delete(write));
+    pendingWrites.add(write);
+  }
+
+  return {
+    /**
+     * Verifies an agent's API key (`wrt_…`, the bearer token) and returns the agent with its
+     * grants. Missing, malformed, unknown, wrong, revoked or expired → `agent_unauthenticated`.
+     * Whether an agent is revoked or expired is only told to a caller holding its right key.
+     */
+    async authenticate(bearer: string | undefined): Promise<AuthenticatedAgent> {
+      if (!bearer) throw unauthenticated("send the agent's API key as Authorization: Bearer wrt_…");
+      const key = parseApiKey(bearer);
+      if (!key) throw unauthenticated('the API key is malformed');
+      let entry = cache.get(key.keyId);
+      if (!entry || clock.now() - entry.loadedAt >= options.cacheTtlMs) entry = await loadOnce(key.keyId);
+      const presented = hashSecret(key.secret);
+      if (!entry) {
+        safeEqual(presented, DUMMY_KEY_HASH);
+        throw unauthenticated(INVALID);
+      }
+      if (!safeEqual(presented, entry.keyHash)) throw unauthenticated(INVALID);
+      const now = clock.now();
+      if (entry.status === 'revoked') throw unauthenticated('the agent is revoked');
+      if (entry.expiresAt !== null && entry.expiresAt <= now) {
+        throw unauthenticated(`the agent expired at ${new Date(entry.expiresAt).toISOString()}`);
+      }
+      touch(entry.agent.id, now);
+      return entry.agent;
+    },
+
+    /** Drops a key (or every key) from the cache: its next use reads the store again. */
+    invalidate(keyId?: string): void {
+      epoch++;
+      if (keyId === undefined) {
+        cache.clear();
+        loading.clear();
+      } else {
+        cache.delete(keyId);
+        loading.delete(keyId);
+      }
+    },
+
+    /** Waits for the last_used_at writes in flight (before closing the store; tests). */
+    async settle(): Promise<void> {
+      while (pendingWrites.size) await Promise.allSettled([...pendingWrites]);
+    },
+  };
+}
+
+export type AgentAuthenticator = ReturnType<typeof createAgentAuthenticator>;

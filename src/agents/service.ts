@@ -1,0 +1,196 @@
+import type { Logger } from 'pino';
+import { randomToken } from '../crypto/index.ts';
+import { WarrantError, invalidRequest, notFound } from '../errors/index.ts';
+import type { AuditLog, EventBus } from '../events/index.ts';
+import type { AgentRow, Db, GrantRow, Store } from '../store/index.ts';
+import { createAgentAuthenticator, type AgentAuthOptions } from './auth.ts';
+import { mintApiKey } from './keys.ts';
+import { createAgentsRepo, type AgentStatusFilter } from './repo.ts';
+import { scopeList, viewOf, type AgentView } from './view.ts';
+
+/** Every option of the agent service and its default. */
+export const agentDefaults: AgentAuthOptions & { maxGrants: number; maxNameLength: number } = {
+  /** A verified key is reused from memory this long; also the most a revocation made on another instance takes to bite. */
+  cacheTtlMs: 5_000,
+  /** last_used_at is written at most once a minute per agent. */
+  touchIntervalMs: 60_000,
+  cacheMaxEntries: 10_000,
+  maxGrants: 100,
+  maxNameLength: 100,
+};
+
+/** POST /v1/agents, wire names. */
+export interface CreateAgentInput {
+  name: string;
+  owner: string;
+  /** ISO 8601 date-time in the future; absent or null: no expiry. */
+  expires_at?: string | null;
+  grants: { connection: string; scopes: string[]; token_export?: boolean }[];
+}
+
+export interface AgentServiceDeps {
+  store: Store;
+  audit: AuditLog;
+  bus: EventBus;
+  clock: { now(): number };
+  logger: Logger;
+  options?: Partial<typeof agentDefaults>;
+}
+
+export function createAgentService(deps: AgentServiceDeps) {
+  const { store, audit, bus, clock } = deps;
+  const options = { ...agentDefaults, ...deps.options };
+  const repo = createAgentsRepo(store.db);
+  const auth = createAgentAuthenticator({ repo, clock, logger: deps.logger, options });
+
+  async function viewsOf(rows: AgentRow[], trx?: Db): Promise<AgentView[]> {
+    const grants = await repo.grantsOf(
+      rows.map((r) => r.id),
+      trx,
+    );
+    const now = clock.now();
+    return rows.map((r) => viewOf(r, grants.get(r.id) ?? [], now));
+  }
+
+  async function getRow(id: string, trx?: Db): Promise<AgentRow> {
+    const row = await repo.get(id, trx);
+    if (!row) throw notFound(`agent ${id}`);
+    return row;
+  }
+
+  function expiryOf(value: string | null | undefined, now: number): number | null {
+    if (value === undefined || value === null) return null;
+    const at = Date.parse(value);
+    if (Number.isNaN(at)) throw invalidRequest('expires_at', 'is not an ISO 8601 date-time');
+    if (at <= now) throw invalidRequest('expires_at', 'must be in the future');
+    return at;
+  }
+
+  /** Checks each grant against its connection (inside the creating transaction) and normalizes it. */
+  async function checkGrants(grants: CreateAgentInput['grants'], trx: Db) {
+    if (!grants.length) throw invalidRequest('grants', 'at least one grant is required');
+    if (grants.length > options.maxGrants) throw invalidRequest('grants', `at most ${options.maxGrants} grants`);
+    const seen = new Set<string>();
+    const out: { connection: string; scopes: string[]; token_export: boolean }[] = [];
+    for (const [i, g] of grants.entries()) {
+      if (seen.has(g.connection)) throw invalidRequest(`grants[${i}].connection`, `connection ${g.connection} is granted twice; merge the grants`);
+      seen.add(g.connection);
+      const connection = await store.connections.get(g.connection, trx);
+      if (!connection) throw invalidRequest(`grants[${i}].connection`, `no connection ${g.connection}`);
+      if (connection.status === 'revoked') throw invalidRequest(`grants[${i}].connection`, `connection ${g.connection} is revoked`);
+      const scopes = [...new Set(g.scopes)];
+      if (!scopes.length) throw invalidRequest(`grants[${i}].scopes`, 'at least one scope is required');
+      const held = new Set(scopeList(connection.scopes));
+      const notHeld = scopes.filter((s) => !held.has(s));
+      if (notHeld.length) {
+        throw invalidRequest(`grants[${i}].scopes`, `connection ${g.connection} does not hold ${notHeld.join(', ')} (it holds ${[...held].join(', ') || 'no scopes'})`);
+      }
+      out.push({ connection: g.connection, scopes, token_export: g.token_export ?? false });
+    }
+    return out;
+  }
+
+  return {
+    authenticate: auth.authenticate,
+    /** Drops cached keys; the next call reads the store. */
+    invalidate: auth.invalidate,
+    /** Waits for in-flight last_used_at writes (call before closing the store). */
+    settle: auth.settle,
+
+    /**
+     * Creates an agent with its grants and an `agent.created` audit entry, in one transaction.
+     * The returned `api_key` exists only here: the store keeps its hash.
+     */
+    async create(input: CreateAgentInput, actor = 'admin'): Promise<AgentView & { api_key: string }> {
+      const name = input.name.trim();
+      if (!name || name.length > options.maxNameLength) throw invalidRequest('name', `must be 1 to ${options.maxNameLength} characters`);
+      if (!input.owner.trim()) throw invalidRequest('owner', 'is required');
+      const now = clock.now();
+      const expiresAt = expiryOf(input.expires_at, now);
+      const id = randomToken(12, 'agt_');
+      const key = mintApiKey();
+      const { row, grantRows, entries } = await store.transaction(async (trx) => {
+        const owner = await store.owners.get(input.owner, trx);
+        if (owner?.status === 'offboarded') throw new WarrantError('conflict', `owner ${input.owner} is offboarded`, { owner: input.owner });
+        const grants = await checkGrants(input.grants, trx);
+        await store.owners.ensure(input.owner, now, trx);
+        const row: AgentRow = {
+          id,
+          name,
+          owner: input.owner,
+          key_id: key.keyId,
+          key_hash: key.keyHash,
+          status: 'active',
+          expires_at: expiresAt,
+          last_used_at: null,
+          created_at: now,
+          revoked_at: null,
+        };
+        const grantRows: GrantRow[] = grants.map((g) => ({
+          id: randomToken(12, 'gnt_'),
+          agent_id: id,
+          connection_id: g.connection,
+          scopes: JSON.stringify(g.scopes),
+          token_export: g.token_export ? 1 : 0,
+          created_at: now,
+        }));
+        await repo.insert(row, grantRows, trx);
+        const entries = await audit.append(
+          {
+            type: 'agent.created',
+            actor,
+            subject: `agent:${id}`,
+            // Never the key nor its hash: the key id is only the lookup half.
+            data: { name, owner: input.owner, key_id: key.keyId, expires_at: expiresAt === null ? null : new Date(expiresAt).toISOString(), grants },
+          },
+          trx,
+        );
+        return { row, grantRows, entries };
+      });
+      bus.publish(entries);
+      return { ...viewOf(row, grantRows, now), api_key: key.apiKey };
+    },
+
+    async get(id: string): Promise<AgentView> {
+      return (await viewsOf([await getRow(id)]))[0]!;
+    },
+
+    async list(filter: { owner?: string; status?: AgentStatusFilter; limit?: number } = {}): Promise<AgentView[]> {
+      return viewsOf(await repo.list(filter, clock.now()));
+    },
+
+    /**
+     * Agents that are not revoked but have lost their reason to exist, each with its
+     * `orphan_reasons`: `owner_offboarded`, `no_usable_connection` (every grant's connection is
+     * gone, revoked or reauth_required), `expired` (past expires_at, never revoked).
+     */
+    async orphaned(filter: { owner?: string; limit?: number } = {}): Promise<AgentView[]> {
+      const rows = await repo.orphans(filter, clock.now());
+      const views = await viewsOf(rows);
+      return views.map((v, i) => ({ ...v, orphan_reasons: rows[i]!.reasons }));
+    },
+
+    /**
+     * Revokes the agent: its key stops working at once on this instance, within the cache TTL
+     * on others. Idempotent: revoking a revoked agent answers its view again (200), with the
+     * first revocation's time, and writes no second audit entry.
+     */
+    async revoke(id: string, actor = 'admin'): Promise<AgentView> {
+      const now = clock.now();
+      const { row, entries } = await store.transaction(async (trx) => {
+        const row = await getRow(id, trx);
+        if (row.status === 'revoked' || !(await repo.markRevoked(id, now, trx))) return { row: await getRow(id, trx), entries: [] };
+        const entries = await audit.append(
+          { type: 'agent.revoked', actor, subject: `agent:${id}`, data: { name: row.name, owner: row.owner, key_id: row.key_id } },
+          trx,
+        );
+        return { row: { ...row, status: 'revoked' as const, revoked_at: now }, entries };
+      });
+      auth.invalidate(row.key_id);
+      bus.publish(entries);
+      return (await viewsOf([row]))[0]!;
+    },
+  };
+}
+
+export type AgentService = ReturnType<typeof createAgentService>;

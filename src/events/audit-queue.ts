@@ -1,0 +1,107 @@
+import type { Logger } from 'pino';
+import type { AuditInput, AuditLog } from './audit.ts';
+
+export interface AuditQueueOptions {
+  audit: AuditLog;
+  logger: Logger;
+  /** Entries held in memory at most; past it, callers are refused (fail closed). */
+  capacity?: number;
+  /** Entries per transaction. */
+  batchSize?: number;
+  /** How long an entry may wait for its batch. */
+  flushIntervalMs?: number;
+  /** Consecutive write failures after which the queue refuses new reservations. */
+  failuresBeforeRefusing?: number;
+}
+
+export interface Reservation {
+  /** Hands the entry over; it is written with the next batch. */
+  commit(entry: AuditInput): void;
+  /** The call ended without anything to record. */
+  cancel(): void;
+}
+
+/**
+ * Batched audit writes off the request's critical path, without a way to lose them silently:
+ * a request reserves its slot before it does anything (so a full queue refuses the call up
+ * front), commits its entry when done, and entries are written in batches, one transaction
+ * each, retried until written. While writes keep failing the queue refuses new reservations:
+ * the proxy stops rather than run unaudited.
+ */
+export function createAuditQueue(opts: AuditQueueOptions) {
+  const capacity = opts.capacity ?? 10_000;
+  const batchSize = opts.batchSize ?? 500;
+  const flushIntervalMs = opts.flushIntervalMs ?? 25;
+  const failLimit = opts.failuresBeforeRefusing ?? 3;
+  const pending: AuditInput[] = [];
+  let reserved = 0;
+  let failures = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let flushing: Promise<void> | undefined;
+  let closed = false;
+
+  const schedule = (delay = flushIntervalMs) => {
+    if (!timer && !flushing) timer = setTimeout(() => void flush(), delay);
+  };
+
+  async function writeBatches(): Promise<void> {
+    while (pending.length) {
+      const batch = pending.slice(0, batchSize);
+      try {
+        await opts.audit.append(batch);
+        pending.splice(0, batch.length);
+        failures = 0;
+      } catch (err) {
+        failures++;
+        opts.logger.error({ err: (err as Error).message, pending: pending.length, failures }, 'audit write failed; will retry');
+        if (closed) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** failures)));
+      }
+    }
+  }
+
+  function flush(): Promise<void> {
+    clearTimeout(timer);
+    timer = undefined;
+    if (flushing) return flushing;
+    flushing = writeBatches().finally(() => {
+      flushing = undefined;
+      if (pending.length) schedule();
+    });
+    return flushing;
+  }
+
+  return {
+    /** A slot for one entry, or undefined when the queue is full or the store is failing. */
+    reserve(): Reservation | undefined {
+      if (closed || failures >= failLimit || pending.length + reserved >= capacity) return undefined;
+      reserved++;
+      let done = false;
+      return {
+        commit(entry) {
+          if (done) return;
+          done = true;
+          reserved--;
+          pending.push(entry);
+          if (pending.length >= batchSize) void flush();
+          else schedule();
+        },
+        cancel() {
+          if (done) return;
+          done = true;
+          reserved--;
+        },
+      };
+    },
+    healthy: () => !closed && failures < failLimit,
+    depth: () => pending.length + reserved,
+    flush,
+    /** Writes what is pending; later reservations are refused. */
+    async close(): Promise<void> {
+      closed = true;
+      await flush();
+    },
+  };
+}
+
+export type AuditQueue = ReturnType<typeof createAuditQueue>;

@@ -1,0 +1,88 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { AgentService } from '../../agents/index.ts';
+import type { RouteContext } from '../app.ts';
+
+const id = z.object({ id: z.string().min(1).max(64) });
+
+const grantBody = z.strictObject({
+  connection: z.string().min(1).max(64),
+  scopes: z.array(z.string().min(1).max(512)).min(1).max(200),
+  token_export: z.boolean().optional(),
+});
+
+const createBody = z.strictObject({
+  name: z.string().trim().min(1).max(100),
+  owner: z.string().trim().min(1).max(320),
+  expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
+  grants: z.array(grantBody).min(1).max(100),
+});
+
+// The response schemas are the guard against leaking a key: only `created` has `api_key`, and
+// no schema has the key's hash; extra fields are stripped on the way out.
+export const agentView = z.object({
+  id: z.string(),
+  name: z.string(),
+  owner: z.string(),
+  status: z.enum(['active', 'expired', 'revoked']),
+  key_id: z.string(),
+  expires_at: z.string().nullable(),
+  created_at: z.string(),
+  last_used_at: z.string().nullable(),
+  revoked_at: z.string().nullable(),
+  grants: z.array(z.object({ connection: z.string(), scopes: z.array(z.string()), token_export: z.boolean() })),
+});
+
+const listedAgent = agentView.extend({
+  orphan_reasons: z.array(z.enum(['owner_offboarded', 'no_usable_connection', 'expired'])).optional(),
+});
+
+const created = agentView.extend({
+  /** Shown once: only its hash is stored. */
+  api_key: z.string(),
+});
+
+export function agentRoutes(agents: AgentService) {
+  return async (app: FastifyInstance, ctx: RouteContext) => {
+    const r = app.withTypeProvider<ZodTypeProvider>();
+    r.addHook('onRequest', ctx.requireAdmin);
+    const tags = ['agents'];
+    const security = [{ admin: [] }];
+
+    r.post('/v1/agents', { schema: { tags, security, body: createBody, response: { 201: created } } }, async (req, reply) => {
+      const agent = await agents.create(req.body, 'admin');
+      return reply.code(201).header('cache-control', 'no-store').send(agent);
+    });
+
+    r.get(
+      '/v1/agents',
+      {
+        schema: {
+          tags,
+          security,
+          querystring: z.object({
+            /** Only agents not revoked whose owner is offboarded, whose connections are all unusable, or that expired. */
+            orphaned: z.enum(['true', 'false']).optional(),
+            owner: z.string().min(1).optional(),
+            status: z.enum(['active', 'expired', 'revoked']).optional(),
+            limit: z.coerce.number().int().min(1).max(1000).optional(),
+          }),
+          response: { 200: z.object({ agents: z.array(listedAgent) }) },
+        },
+      },
+      async (req) => {
+        const { orphaned, owner, status, limit } = req.query;
+        if (orphaned === 'true') return { agents: await agents.orphaned({ owner, limit }) };
+        return { agents: await agents.list({ owner, status, limit }) };
+      },
+    );
+
+    r.get('/v1/agents/:id', { schema: { tags, security, params: id, response: { 200: agentView } } }, async (req) => agents.get(req.params.id));
+
+    // Idempotent: revoking a revoked agent answers 200 with its view again.
+    r.delete('/v1/agents/:id', { schema: { tags, security, params: id, response: { 200: agentView } } }, async (req) =>
+      agents.revoke(req.params.id, 'admin'),
+    );
+  };
+}

@@ -1,0 +1,372 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { WarrantError, isWarrantError, notFound } from '../errors/index.ts';
+import type { Provider } from '../providers/index.ts';
+import type { ConnectionRow, Store } from '../store/index.ts';
+import type { AuditQueue } from '../events/audit-queue.ts';
+import { fillTemplate, type TokenService } from '../tokens/index.ts';
+import { resolveTarget } from './target.ts';
+import { findGrantedScope } from './policy.ts';
+import { classifyUpstream, needsBody } from './detect.ts';
+import { discard, readUpTo } from './body.ts';
+import { agentResponseHeaders, upstreamRequestHeaders } from './headers.ts';
+import { isTimeout, mayRetry, retryAfterSeconds, retryDelayMs, retryableError, retryableStatus, type RetrySettings } from './retry.ts';
+import type { Upstreams } from './upstream.ts';
+
+/** The slice of an authenticated agent the proxy needs. */
+export interface ProxyAgent {
+  id: string;
+  grants: { connection_id: string; scopes: string[]; token_export: boolean }[];
+}
+
+export interface ProxyRequest {
+  requestId: string;
+  agent: ProxyAgent;
+  connectionId: string;
+  method: string;
+  /** The path after `/v1/proxy/{connection}`, as received (still percent-encoded). */
+  rawPath: string;
+  rawQuery: string;
+  headers: IncomingHttpHeaders;
+  /** The request body stream; undefined when the request has none. */
+  body?: Readable;
+}
+
+export interface ProxyResponse {
+  status: number;
+  headers: Record<string, string | string[]>;
+  body: Readable | Buffer | null;
+}
+
+export interface ProxySettings {
+  /** Request bodies up to this size are buffered so they can be replayed on retry; larger ones stream once. */
+  replayLimitBytes: number;
+  /** Upstream answers up to this size are buffered when their body must be inspected. */
+  inspectLimitBytes: number;
+  /** Overall deadline for one proxied call, retries included. */
+  deadlineMs: number;
+  /** Time to the upstream's response headers, per attempt. */
+  headersTimeoutMs: number;
+  /** Idle time between body chunks. */
+  bodyTimeoutMs: number;
+  retry: RetrySettings;
+}
+
+export const defaultProxySettings: ProxySettings = {
+  replayLimitBytes: 1 << 20,
+  inspectLimitBytes: 64 << 10,
+  deadlineMs: 30_000,
+  headersTimeoutMs: 15_000,
+  bodyTimeoutMs: 30_000,
+  retry: { maxRetries: 3, baseDelayMs: 100, maxDelayMs: 5_000 },
+};
+
+interface ConnectionMeta {
+  row: ConnectionRow;
+  provider: Provider;
+  baseUrl: string;
+  at: number;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
+  });
+
+function injectToken(provider: Provider, url: URL, headers: Record<string, string | string[]>, token: string): void {
+  const how = provider.token_injection ?? { in: 'header' as const, name: 'Authorization', format: 'Bearer {token}' };
+  const value = how.format.replaceAll('{token}', token);
+  if (how.in === 'query') url.searchParams.set(how.name, value);
+  else headers[how.name.toLowerCase()] = value;
+}
+
+export function createForwarder(deps: {
+  store: Store;
+  catalog: Map<string, Provider>;
+  tokens: TokenService;
+  upstreams: Upstreams;
+  auditQueue: AuditQueue;
+  logger: Logger;
+  settings?: Partial<ProxySettings>;
+  /** How long connection metadata is cached; status changes reach the proxy within this time. */
+  metaTtlMs?: number;
+}) {
+  const settings = { ...defaultProxySettings, ...deps.settings };
+  const metaTtlMs = deps.metaTtlMs ?? 2_000;
+  const metaCache = new Map<string, ConnectionMeta>();
+
+  async function meta(id: string): Promise<ConnectionMeta> {
+    const hit = metaCache.get(id);
+    if (hit && Date.now() - hit.at < metaTtlMs) return hit;
+    const row = await deps.store.connections.get(id);
+    if (!row) throw notFound(`connection ${id}`);
+    const provider = deps.catalog.get(row.provider);
+    if (!provider) throw new WarrantError('conflict', `provider ${row.provider} is not in the catalog`);
+    const env = provider.environments[row.environment];
+    if (!env) throw new WarrantError('conflict', `provider ${row.provider} has no environment ${row.environment}`);
+    const m = { row, provider, baseUrl: fillTemplate(env.api_base_url, JSON.parse(row.params) as Record<string, string>), at: Date.now() };
+    metaCache.set(id, m);
+    return m;
+  }
+
+  async function forward(req: ProxyRequest): Promise<ProxyResponse> {
+    const started = performance.now();
+    const reservation = deps.auditQueue.reserve();
+    if (!reservation) throw new WarrantError('unavailable', 'the audit log cannot be written right now; Warrant refuses calls it cannot record');
+    const outcome = { status: 0, retries: 0, refreshed: false, scope: undefined as string | undefined, path: '', code: undefined as string | undefined };
+    try {
+      const res = await attempt(req, outcome);
+      outcome.status = res.status;
+      return res;
+    } catch (err) {
+      outcome.status = isWarrantError(err) ? err.status : 500;
+      outcome.code = isWarrantError(err) ? err.code : 'internal_error';
+      throw err;
+    } finally {
+      reservation.commit({
+        type: 'proxy.call',
+        actor: `agent:${req.agent.id}`,
+        subject: `connection:${req.connectionId}`,
+        data: {
+          method: req.method,
+          path: outcome.path,
+          scope: outcome.scope ?? null,
+          status: outcome.status,
+          code: outcome.code ?? null,
+          retries: outcome.retries,
+          refreshed: outcome.refreshed,
+          duration_ms: Math.round((performance.now() - started) * 10) / 10,
+          request_id: req.requestId,
+        },
+      });
+    }
+  }
+
+  async function attempt(
+    req: ProxyRequest,
+    outcome: { retries: number; refreshed: boolean; scope?: string; path: string; code?: string },
+  ): Promise<ProxyResponse> {
+    const grant = req.agent.grants.find((g) => g.connection_id === req.connectionId);
+    if (!grant) throw new WarrantError('policy_denied', `this agent has no grant for connection ${req.connectionId}`, { connection: req.connectionId });
+    const { provider, baseUrl } = await meta(req.connectionId);
+    const target = resolveTarget(baseUrl, req.rawPath, req.rawQuery);
+    const basePath = new URL(baseUrl).pathname.replace(/\/+$/, '');
+    const relative = target.pathname.slice(basePath.length) || '/';
+    outcome.path = relative;
+    const method = req.method.toUpperCase();
+    const scope = findGrantedScope(provider.scopes, grant.scopes, method, relative);
+    if (!scope) {
+      throw new WarrantError('policy_denied', `none of this agent's scopes on ${req.connectionId} allows ${method} ${relative}`, {
+        connection: req.connectionId,
+        method,
+        path: relative,
+        granted_scopes: grant.scopes,
+      });
+    }
+    outcome.scope = scope;
+
+    // Buffer small bodies so a retry can send them again; a large one streams once, no retries.
+    let body: Buffer | Readable | null = null;
+    let replayable = true;
+    if (req.body && method !== 'GET' && method !== 'HEAD') {
+      const read = await readUpTo(req.body, settings.replayLimitBytes);
+      if (read.complete) body = read.buffer.length ? read.buffer : null;
+      else {
+        body = read.stream;
+        replayable = false;
+      }
+    }
+    const baseHeaders = upstreamRequestHeaders(req.headers);
+    const retryAllowed = replayable && mayRetry(method, baseHeaders);
+    const deadline = AbortSignal.timeout(settings.deadlineMs);
+    const deadlineAt = Date.now() + settings.deadlineMs;
+    const pool = deps.upstreams.pool(target.origin);
+    const inspectBody = needsBody(provider);
+
+    let token = await deps.tokens.getFreshToken(req.connectionId, { actor: `agent:${req.agent.id}` });
+    if (token.refreshed) outcome.refreshed = true;
+    let authRetried = false;
+    let lastRetryAfter: number | undefined;
+
+    for (;;) {
+      const url = new URL(target);
+      const headers = { ...baseHeaders };
+      injectToken(provider, url, headers, token.accessToken);
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await pool.request({
+          path: url.pathname + url.search,
+          method: method as Dispatcher.HttpMethod,
+          headers,
+          body,
+          signal: deadline,
+          headersTimeout: settings.headersTimeoutMs,
+          bodyTimeout: settings.bodyTimeoutMs,
+        });
+      } catch (err) {
+        if (retryAllowed && retryableError(err) && outcome.retries < settings.retry.maxRetries && !deadline.aborted) {
+          outcome.retries++;
+          await waitOrGiveUp(retryDelayMs(outcome.retries, settings.retry), deadline);
+          continue;
+        }
+        const timedOut = isTimeout(err) || deadline.aborted;
+        outcome.code = 'upstream_unavailable';
+        throw new WarrantError(
+          'upstream_unavailable',
+          timedOut ? `${provider.id} did not answer in time` : `${provider.id} could not be reached (${(err as { code?: string }).code ?? 'network error'})`,
+          { retry_after: 1, retries: outcome.retries },
+          { cause: err, status: timedOut ? 504 : 502 },
+        );
+      }
+
+      const status = res.statusCode;
+      const upstreamHeaders = res.headers as Record<string, string | string[] | undefined>;
+      const contentType = String(upstreamHeaders['content-type'] ?? '');
+      const mustInspect = status === 401 || status === 403 || (inspectBody && /json/i.test(contentType));
+      let bodyOut: Readable | Buffer = res.body;
+      let text: string | undefined;
+      if (mustInspect) {
+        const read = await readUpTo(res.body, settings.inspectLimitBytes);
+        if (read.complete) {
+          bodyOut = read.buffer;
+          text = read.buffer.toString('utf8');
+        } else bodyOut = read.stream;
+      }
+      let json: unknown;
+      if (text !== undefined && /json/i.test(contentType)) {
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+      }
+      const verdict = classifyUpstream(provider, { status, headers: upstreamHeaders, json, text });
+
+      if (verdict.kind === 'auth_failure') {
+        if (!authRetried) {
+          authRetried = true;
+          // 401 means the upstream did not act on the request, so even a non-idempotent one is
+          // safe to send again, if we still hold its body. Either way the token is replaced.
+          const rejected = token.accessToken;
+          token = await deps.tokens.getFreshToken(req.connectionId, { rejectedToken: rejected, actor: `agent:${req.agent.id}` });
+          outcome.refreshed = true;
+          if (replayable) {
+            outcome.retries++;
+            await discard(bodyOut instanceof Readable ? bodyOut : undefined);
+            continue;
+          }
+        }
+        outcome.code = 'upstream_auth_failed';
+        return problemFromUpstream(req, status, bodyOut, text, outcome, provider.id);
+      }
+
+      if (verdict.kind === 'scope_failure') {
+        await discard(bodyOut instanceof Readable ? bodyOut : undefined);
+        outcome.code = 'scope_insufficient';
+        throw new WarrantError(
+          'scope_insufficient',
+          `${provider.id} refused ${method} ${relative} for a missing scope${verdict.requiredScope ? ` (${verdict.requiredScope})` : ''}`,
+          { ...(verdict.requiredScope ? { required_scope: verdict.requiredScope } : {}), granted_scopes: grant.scopes, connection: req.connectionId },
+        );
+      }
+
+      if (retryableStatus(status)) {
+        lastRetryAfter = retryAfterSeconds(upstreamHeaders['retry-after']);
+        if (retryAllowed && outcome.retries < settings.retry.maxRetries) {
+          const delay = retryDelayMs(outcome.retries + 1, settings.retry, lastRetryAfter);
+          if (!deadline.aborted && delay < deadlineAt - Date.now()) {
+            outcome.retries++;
+            await discard(bodyOut instanceof Readable ? bodyOut : undefined);
+            await waitOrGiveUp(delay, deadline);
+            continue;
+          }
+        }
+        if (retryAllowed) {
+          await discard(bodyOut instanceof Readable ? bodyOut : undefined);
+          const code = status === 429 ? 'upstream_rate_limited' : 'upstream_unavailable';
+          outcome.code = code;
+          throw new WarrantError(
+            code,
+            `${provider.id} answered ${status} ${outcome.retries ? `after ${outcome.retries} retries` : 'and waiting longer would pass the deadline'}`,
+            { retry_after: lastRetryAfter ?? 1, retries: outcome.retries, upstream_status: status },
+            { status: code === 'upstream_rate_limited' ? 429 : status === 504 ? 504 : 502 },
+          );
+        }
+        // Not ours to retry (a POST without Idempotency-Key): the upstream's answer, as-is.
+      }
+
+      const headersOut = agentResponseHeaders(upstreamHeaders);
+      if (Buffer.isBuffer(bodyOut)) headersOut['content-length'] = String(bodyOut.length);
+      rewriteLocation(headersOut, baseUrl, req.connectionId);
+      return { status, headers: { ...headersOut, ...trace(req, outcome) }, body: method === 'HEAD' ? null : bodyOut };
+    }
+  }
+
+  async function waitOrGiveUp(ms: number, deadline: AbortSignal): Promise<void> {
+    try {
+      await sleep(ms, deadline);
+    } catch {
+      throw new WarrantError('upstream_unavailable', 'the retries did not finish before the deadline', { retry_after: 1 }, { status: 504 });
+    }
+  }
+
+  function trace(req: ProxyRequest, outcome: { retries: number; refreshed: boolean }): Record<string, string> {
+    return {
+      'warrant-request-id': req.requestId,
+      'warrant-retries': String(outcome.retries),
+      'warrant-token-refreshed': String(outcome.refreshed),
+    };
+  }
+
+  /** A fresh token refused again: the upstream's answer, typed, with its body for the agent to read. */
+  async function problemFromUpstream(
+    req: ProxyRequest,
+    status: number,
+    body: Readable | Buffer,
+    text: string | undefined,
+    outcome: { retries: number; refreshed: boolean },
+    providerId: string,
+  ): Promise<ProxyResponse> {
+    await discard(body instanceof Readable ? body : undefined);
+    const err = new WarrantError(
+      'upstream_auth_failed',
+      `${providerId} refused a freshly refreshed token; the grant itself is still accepted by the identity provider`,
+      { upstream_status: status, ...(text !== undefined ? { upstream_body: text.slice(0, 4096) } : {}) },
+      { status: status >= 400 ? status : 401 },
+    );
+    return {
+      status: err.status,
+      headers: { 'content-type': 'application/problem+json', ...trace(req, outcome) },
+      body: Buffer.from(JSON.stringify(err.toProblem(req.requestId))),
+    };
+  }
+
+  /** A redirect inside the API base is rewritten to go through the proxy again; others pass untouched (without credentials). */
+  function rewriteLocation(headers: Record<string, string | string[]>, baseUrl: string, connectionId: string): void {
+    const location = headers.location;
+    if (typeof location !== 'string') return;
+    try {
+      const to = new URL(location, baseUrl);
+      const base = new URL(baseUrl);
+      const basePath = base.pathname.replace(/\/+$/, '');
+      if (to.origin === base.origin && (to.pathname === basePath || to.pathname.startsWith(`${basePath}/`))) {
+        headers.location = `/v1/proxy/${connectionId}${to.pathname.slice(basePath.length) || '/'}${to.search}`;
+      }
+    } catch {
+      // not a URL: leave it
+    }
+  }
+
+  return {
+    forward,
+    /** Drop cached metadata (after a revoke or re-connect on this instance). */
+    invalidate(id: string) {
+      metaCache.delete(id);
+    },
+  };
+}
+
+export type Forwarder = ReturnType<typeof createForwarder>;

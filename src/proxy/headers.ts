@@ -1,0 +1,55 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+// RFC 9110 §7.6.1: connection-specific fields are not forwarded by intermediaries.
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'content-length',
+  'expect',
+]);
+
+/** What never leaves Warrant towards the upstream: the agent's own credential, cookies, our headers. */
+const agentOnly = new Set(['authorization', 'cookie', 'forwarded', 'x-real-ip']);
+
+export function upstreamRequestHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const listed = new Set(
+    String(incoming.connection ?? '')
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined) continue;
+    const n = name.toLowerCase();
+    if (hopByHop.has(n) || agentOnly.has(n) || listed.has(n) || n.startsWith('x-forwarded-') || n.startsWith('warrant-')) continue;
+    out[n] = value;
+  }
+  return out;
+}
+
+/** Upstream answer headers safe to hand to the agent: no hop-by-hop fields, no upstream cookies. */
+export function agentResponseHeaders(upstream: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const listed = new Set(
+    String(upstream.connection ?? '')
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  for (const [name, value] of Object.entries(upstream)) {
+    if (value === undefined) continue;
+    const n = name.toLowerCase();
+    if ((hopByHop.has(n) && n !== 'content-length') || listed.has(n) || n === 'set-cookie' || n.startsWith('warrant-')) continue;
+    out[n] = value;
+  }
+  return out;
+}

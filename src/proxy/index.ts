@@ -1,0 +1,22 @@
+// The proxy's pure building blocks: where a call goes, whether a scope allows it, and what the
+// upstream's answer means.
+export {
+  decodeFully,
+  foldBackslashes,
+  resolveTarget,
+  resolveTargetWithPath,
+  type ResolvedTarget,
+  type TargetOptions,
+} from './target.ts';
+export { decodeSegment, findGrantedScope, globMatches, globSegments, methodMatches, pathSegments, ruleMatches } from './policy.ts';
+export {
+  classifyUpstream,
+  headerValue,
+  matchesPattern,
+  needsBody,
+  parseBearerChallenge,
+  parseChallenges,
+  type BearerChallenge,
+  type UpstreamAnswer,
+  type UpstreamClass,
+} from './detect.ts';
