@@ -21,6 +21,10 @@ import { connectRoutes } from './http/routes/connect.ts';
 import { auditRoutes } from './http/routes/audit.ts';
 import { agentRoutes } from './http/routes/agents.ts';
 import { createAgentService, type AgentService } from './agents/index.ts';
+import { proxyRoutes } from './http/routes/proxy.ts';
+import { agentTokenRoutes } from './http/routes/agent-tokens.ts';
+import { createForwarder, createUpstreams, type Forwarder, type Upstreams } from './proxy/index.ts';
+import { createAuditQueue, type AuditQueue } from './events/index.ts';
 import { createMemoryLocks, createPostgresLocks, createRedisLocks, type Locks } from './locks/index.ts';
 import { createAuditLog, createEventBus, type AuditLog, type EventBus } from './events/index.ts';
 import {
@@ -49,6 +53,10 @@ export interface Warrant {
   connect: ConnectFlow;
   scheduler: Scheduler;
   agents: AgentService;
+  forwarder: Forwarder;
+  upstreams: Upstreams;
+  /** Batched audit writes of proxied calls; refuses calls while the audit cannot be written. */
+  auditQueue: AuditQueue;
   /** Set only on the first start without WARRANT_ADMIN_TOKEN: shown once, never stored in the clear. */
   generatedAdminToken?: string;
   /** Listens and starts the refresh-ahead scheduler. */
@@ -143,6 +151,10 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     sessionTtlSeconds: config.connectSessionTtlSeconds,
   });
   const agents = createAgentService({ store, audit, bus, clock, logger });
+  const auditQueue = createAuditQueue({ audit, logger });
+  const upstreams = createUpstreams();
+  const forwarder = createForwarder({ store, catalog, tokens, upstreams, auditQueue, logger });
+  const authenticate = (bearer: string | undefined) => agents.authenticate(bearer);
   const scheduler = createScheduler({ store, tokens, clock, logger, intervalMs: config.schedulerIntervalMs });
   const app = await buildApp({
     logger,
@@ -150,7 +162,14 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     catalog,
     ping: () => store.ping(),
     adminTokenHash: () => admin.hash,
-    routes: [connectionRoutes(connections), connectRoutes(connect), auditRoutes(audit), agentRoutes(agents)],
+    routes: [
+      connectionRoutes(connections),
+      connectRoutes(connect),
+      auditRoutes(audit),
+      agentRoutes(agents),
+      agentTokenRoutes({ tokens, auditQueue, authenticate }),
+      proxyRoutes({ forwarder, authenticate }),
+    ],
   });
 
   return {
@@ -167,6 +186,9 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     connect,
     scheduler,
     agents,
+    forwarder,
+    upstreams,
+    auditQueue,
     generatedAdminToken: admin.generated,
     async listen() {
       const address = await app.listen({ host: config.host, port: config.port });
@@ -176,6 +198,8 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     async close() {
       await scheduler.stop();
       await app.close();
+      await auditQueue.close();
+      await upstreams.close();
       await agents.settle();
       await locks.close();
       await store.close();

@@ -91,7 +91,7 @@ export function matchesPattern(p: ResponsePattern, r: UpstreamAnswer): boolean {
 const TCHAR = /[!#$%&'*+\-.^_`|~0-9A-Za-z]/;
 const TOKEN68 = /^[A-Za-z0-9\-._~+/]+=*/;
 
-interface Challenge {
+export interface Challenge {
   scheme: string;
   params: Map<string, string>;
 }

@@ -18,7 +18,7 @@ import type { Upstreams } from './upstream.ts';
 /** The slice of an authenticated agent the proxy needs. */
 export interface ProxyAgent {
   id: string;
-  grants: { connection_id: string; scopes: string[]; token_export: boolean }[];
+  grants: readonly { connection_id: string; scopes: readonly string[]; token_export: boolean }[];
 }
 
 export interface ProxyRequest {
@@ -330,7 +330,11 @@ export function createForwarder(deps: {
     outcome: { retries: number; refreshed: boolean },
     providerId: string,
   ): Promise<ProxyResponse> {
-    await discard(body instanceof Readable ? body : undefined);
+    if (text === undefined && body instanceof Readable) {
+      const read = await readUpTo(body, settings.inspectLimitBytes);
+      if (read.complete) text = read.buffer.toString('utf8');
+      else await discard(read.stream);
+    } else await discard(body instanceof Readable ? body : undefined);
     const err = new WarrantError(
       'upstream_auth_failed',
       `${providerId} refused a freshly refreshed token; the grant itself is still accepted by the identity provider`,

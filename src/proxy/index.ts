@@ -17,6 +17,9 @@ export {
   parseBearerChallenge,
   parseChallenges,
   type BearerChallenge,
+  type Challenge,
   type UpstreamAnswer,
   type UpstreamClass,
 } from './detect.ts';
+export { createForwarder, defaultProxySettings, type Forwarder, type ProxyAgent, type ProxyRequest, type ProxyResponse, type ProxySettings } from './forward.ts';
+export { createUpstreams, type Upstreams } from './upstream.ts';

@@ -58,16 +58,17 @@ function decodeOnce(s: string): { text: string; invalid: boolean } {
   return { text, invalid };
 }
 
-function decodeLayers(s: string): { text: string; invalid: boolean; layers: number } {
+function decodeLayers(s: string, limit = Infinity): { text: string; invalid: boolean; layers: number } {
   let text = s;
   let invalid = false;
   // Every pass that changes something makes the string strictly shorter, so this ends.
-  for (let layers = 0; ; layers++) {
+  for (let layers = 0; layers <= limit; layers++) {
     const next = decodeOnce(text);
     invalid ||= next.invalid;
     if (next.text === text) return { text, invalid, layers };
     text = next.text;
   }
+  return { text, invalid, layers: limit + 1 };
 }
 
 /**
@@ -102,21 +103,30 @@ const refuse = (detail: string) => invalidRequest('path', detail);
 
 /** Throws `invalid_request` (field `path`) unless `path` (starting with '/') stays under the base however it is decoded. */
 function validate(raw: string, options: TargetOptions): void {
-  const decoded = decodeLayers(raw);
+  const decoded = decodeLayers(raw, MAX_DECODE_LAYERS);
   if (decoded.layers > MAX_DECODE_LAYERS) throw refuse('is percent-encoded too many times over');
   if (decoded.invalid) throw refuse('has percent-escapes that are not valid UTF-8');
+  const atSign = options.refuseAtSign ?? 'first-segment';
   const text = decoded.text;
-  const forms = [foldBackslashes(text), foldBackslashes(text.normalize('NFKC')), foldBackslashes(text.normalize('NFKC').replace(LOOKALIKES, lookalike))];
+  const forms = [foldBackslashes(text)];
+  // eslint-disable-next-line no-control-regex
+  if (/[^\x00-\x7f]/.test(text)) {
+    const nfkc = text.normalize('NFKC');
+    forms.push(foldBackslashes(nfkc), foldBackslashes(nfkc.replace(LOOKALIKES, lookalike)));
+  }
   for (const form of forms) {
     if (CONTROL.test(form)) throw refuse('has control characters');
     if (form.startsWith('//')) throw refuse('cannot start with "//" (it would name another host)');
     if (SCHEME_SEGMENT.test(form)) throw refuse('must be relative to the API base, not an absolute URL');
     const segments = form.split('/');
     if (segments.some(isDotSegment)) throw refuse('has "." or ".." segments');
-    const atSign = options.refuseAtSign ?? 'first-segment';
-    if (atSign === 'anywhere' ? form.includes('@') : segments[1]?.includes('@')) throw refuse('has "@" where it could read as a user name');
+    if (atSign === 'anywhere' ? form.includes('@') : segments[1]?.includes('@')) throw refuse(AT_SIGN);
   }
+  // The first segment as the upstream splits it (an encoded '/' does not end it).
+  if (atSign === 'first-segment' && decodeFully(raw.split(/[/\\]/, 2)[1] ?? '').includes('@')) throw refuse(AT_SIGN);
 }
+
+const AT_SIGN = 'has "@" where it could read as a user name';
 
 function parseBase(apiBaseUrl: string): URL {
   let base: URL;

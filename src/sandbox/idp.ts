@@ -191,6 +191,17 @@ export async function createIdp(deps: IdpDeps): Promise<Idp> {
 }
 
 /** Kills the grant behind an access or refresh token, as a password reset or an admin would. */
+/**
+ * Invalidates one access token and nothing else: what a resource server sees when a token dies
+ * before its advertised expiry (key rotation at the IdP, a token reset) while the grant lives on.
+ */
+export async function invalidateAccessToken(provider: Provider, token: string): Promise<boolean> {
+  const found = (await provider.AccessToken.find(token, { ignoreExpiration: true })) ?? (await provider.ClientCredentials.find(token, { ignoreExpiration: true }));
+  if (!found) return false;
+  await found.destroy();
+  return true;
+}
+
 export async function revokeGrantOf(provider: Provider, token: string): Promise<boolean> {
   const found =
     (await provider.AccessToken.find(token, { ignoreExpiration: true })) ??

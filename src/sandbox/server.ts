@@ -6,7 +6,7 @@ import { createControlHandler } from './control.ts';
 import { buildProviderDefinition, buildServiceAccountDefinition } from './definition.ts';
 import { createFaultState, type SandboxFaults } from './faults.ts';
 import { delay, readBody, sendJson } from './http.ts';
-import { createIdp, resourceScopes, revokeGrantOf, type Idp } from './idp.ts';
+import { createIdp, invalidateAccessToken, resourceScopes, revokeGrantOf, type Idp } from './idp.ts';
 import { createInteractionHandler } from './interaction.ts';
 import { resolveOptions, sandboxDefaults, type SandboxOptions } from './options.ts';
 import { countTokenRequest, emptyStats, type SandboxStats } from './stats.ts';
@@ -39,6 +39,8 @@ export interface Sandbox {
   /** Kills the grant behind an access or refresh token (a password reset, an admin revoking the
    *  app): refresh then gives invalid_grant and the API 401. Rejects when the token is unknown. */
   revokeGrantOf(token: string): Promise<void>;
+  /** Kills one access token before its expiry; the grant and its refresh token stay valid. */
+  invalidateAccessToken(token: string): Promise<void>;
   /** Non-interactive consent: runs /auth and the interaction over HTTP, returns the redirect URL. */
   authorize(params: AuthorizeParams): Promise<string>;
   close(): Promise<void>;
@@ -151,6 +153,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       if (!Number.isSafeInteger(seconds) || seconds <= 0) throw new TypeError('the access-token lifetime is a positive whole number of seconds');
       lifetimes.accessTokenTtl = seconds;
       log(`access-token lifetime now ${seconds}s`);
+    },
+    async invalidateAccessToken(token) {
+      if (!(await invalidateAccessToken(provider, token))) throw new Error('invalidateAccessToken: the sandbox knows no such access token');
     },
     async revokeGrantOf(token) {
       if (!(await revokeGrantOf(provider, token))) throw new Error('revokeGrantOf: the sandbox knows no such token');

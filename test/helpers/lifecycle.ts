@@ -17,6 +17,8 @@ export interface LifecycleEnv {
   env: Record<string, string>;
   /** Runs the whole authorization code + PKCE flow through the sandbox; returns the connection id. */
   connect(owner?: string, scopes?: string[]): Promise<string>;
+  /** The same flow for another provider id registered in the catalog (a variant of the sandbox). */
+  connectTo(provider: string, owner?: string, scopes?: string[]): Promise<string>;
   cleanup(): Promise<void>;
 }
 
@@ -55,19 +57,21 @@ export async function startLifecycle(opts: LifecycleOptions = {}): Promise<Lifec
   const logs = captureLogger('warn');
   const warrant = await createWarrant(loadConfig(env), { logger: logs.logger, notice: () => {}, scheduler: opts.scheduler ?? false });
   await warrant.listen();
+  async function connectTo(provider: string, owner = 'alice@example.com', scopes = ['items:read', 'items:write']): Promise<string> {
+    const session = await warrant.connect.createSession({ provider, owner, scopes });
+    const redirect = await sandbox.authorize(Object.fromEntries(new URL(session.authorize_url).searchParams) as never);
+    const outcome = await warrant.connect.handleCallback(new URL(redirect).searchParams);
+    if (!outcome.connection) throw new Error(`connect failed: ${outcome.session.error}`);
+    return outcome.connection.id;
+  }
   return {
     sandbox,
     warrant,
     logs,
     providersFile,
     env: { ...env, ...(pgSchema ? { WARRANT_TEST_PG_SCHEMA: pgSchema } : {}) },
-    async connect(owner = 'alice@example.com', scopes = ['items:read', 'items:write']) {
-      const session = await warrant.connect.createSession({ provider: 'sandbox', owner, scopes });
-      const redirect = await sandbox.authorize(Object.fromEntries(new URL(session.authorize_url).searchParams) as never);
-      const outcome = await warrant.connect.handleCallback(new URL(redirect).searchParams);
-      if (!outcome.connection) throw new Error(`connect failed: ${outcome.session.error}`);
-      return outcome.connection.id;
-    },
+    connect: (owner = 'alice@example.com', scopes = ['items:read', 'items:write']) => connectTo('sandbox', owner, scopes),
+    connectTo,
     async cleanup() {
       await warrant.close();
       if (!opts.sharedSandbox) await sandbox.close();

@@ -133,7 +133,7 @@ test('@ is refused in the first segment, allowed further in (Discord /users/@me,
   const base = 'https://discord.com/api/v10';
   assert.equal(resolveTarget(base, '/users/@me/guilds').pathname, '/api/v10/users/@me/guilds');
   assert.equal(resolveTarget(base, '/calendars/alice%40example.com/events').pathname, '/api/v10/calendars/alice%40example.com/events');
-  for (const p of ['/@evil.com', '/user@evil.com/x', '/%40evil.com', '/%2540evil', '/a%20@b']) assertRefused(() => resolveTarget(base, p), p);
+  for (const p of ['/@evil.com', '/user@evil.com/x', '/%40evil.com', '/%2540evil', '/a%20@b', '/a%2F@b/x', '/＠evil']) assertRefused(() => resolveTarget(base, p), p);
   assertRefused(() => resolveTarget(base, '/users/@me', undefined, { refuseAtSign: 'anywhere' }));
   assertRefused(() => resolveTarget(base, '/users/%40me', undefined, { refuseAtSign: 'anywhere' }));
 });
@@ -241,4 +241,14 @@ test('decodeFully decodes until stable and leaves malformed escapes alone', () =
 test('a base URL that is not http(s) is a server error, not the agent fault', () => {
   assert.throws(() => resolveTarget('not a url', '/x'), (e: unknown) => e instanceof WarrantError && e.code === 'internal_error');
   assert.throws(() => resolveTarget('ftp://x.com/', '/x'), (e: unknown) => e instanceof WarrantError && e.code === 'internal_error');
+});
+
+test('nesting deeper than 16 layers of percent-encoding is refused without decoding it all', () => {
+  const deep = `/${'%25'.repeat(1)}${'25'.repeat(20)}2e`;
+  assertRefused(() => resolveTarget('https://api.x.com', deep));
+  const huge = `/x${'%25'}${'25'.repeat(5000)}41`;
+  const t = Date.now();
+  assertRefused(() => resolveTarget('https://api.x.com', huge));
+  assert.ok(Date.now() - t < 1000);
+  assert.equal(decodeFully('%2525252541'), 'A');
 });
