@@ -7,7 +7,7 @@ import type { Provider } from '../providers/index.ts';
 import type { ConnectionRow, Store } from '../store/index.ts';
 import type { AuditQueue } from '../events/audit-queue.ts';
 import { fillTemplate, type TokenService } from '../tokens/index.ts';
-import { resolveTarget } from './target.ts';
+import { resolveTargetWithPath } from './target.ts';
 import { findGrantedScope } from './policy.ts';
 import { classifyUpstream, needsBody } from './detect.ts';
 import { discard, readUpTo } from './body.ts';
@@ -152,9 +152,7 @@ export function createForwarder(deps: {
     const grant = req.agent.grants.find((g) => g.connection_id === req.connectionId);
     if (!grant) throw new WarrantError('policy_denied', `this agent has no grant for connection ${req.connectionId}`, { connection: req.connectionId });
     const { provider, baseUrl } = await meta(req.connectionId);
-    const target = resolveTarget(baseUrl, req.rawPath, req.rawQuery);
-    const basePath = new URL(baseUrl).pathname.replace(/\/+$/, '');
-    const relative = target.pathname.slice(basePath.length) || '/';
+    const { url: target, path: relative } = resolveTargetWithPath(baseUrl, req.rawPath, req.rawQuery);
     outcome.path = relative;
     const method = req.method.toUpperCase();
     const scope = findGrantedScope(provider.scopes, grant.scopes, method, relative);
@@ -184,7 +182,6 @@ export function createForwarder(deps: {
     const deadline = AbortSignal.timeout(settings.deadlineMs);
     const deadlineAt = Date.now() + settings.deadlineMs;
     const pool = deps.upstreams.pool(target.origin);
-    const inspectBody = needsBody(provider);
 
     let token = await deps.tokens.getFreshToken(req.connectionId, { actor: `agent:${req.agent.id}` });
     if (token.refreshed) outcome.refreshed = true;
@@ -225,7 +222,7 @@ export function createForwarder(deps: {
       const status = res.statusCode;
       const upstreamHeaders = res.headers as Record<string, string | string[] | undefined>;
       const contentType = String(upstreamHeaders['content-type'] ?? '');
-      const mustInspect = status === 401 || status === 403 || (inspectBody && /json/i.test(contentType));
+      const mustInspect = status === 401 || status === 403 || (needsBody(provider, status) && /json/i.test(contentType));
       let bodyOut: Readable | Buffer = res.body;
       let text: string | undefined;
       if (mustInspect) {
