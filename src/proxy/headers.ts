@@ -19,14 +19,19 @@ const hopByHop = new Set([
 /** What never leaves Warrant towards the upstream: the agent's own credential, cookies, our headers. */
 const agentOnly = new Set(['authorization', 'cookie', 'forwarded', 'x-real-ip']);
 
-export function upstreamRequestHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  const listed = new Set(
-    String(incoming.connection ?? '')
+/** Fields a `Connection` header names are hop-by-hop too (RFC 9110 §7.6.1). */
+function namedByConnection(headers: Record<string, unknown>): Set<string> {
+  return new Set(
+    String(headers.connection ?? '')
       .split(',')
       .map((s) => s.trim().toLowerCase())
       .filter(Boolean),
   );
+}
+
+export function upstreamRequestHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const listed = namedByConnection(incoming);
   for (const [name, value] of Object.entries(incoming)) {
     if (value === undefined) continue;
     const n = name.toLowerCase();
@@ -39,12 +44,7 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders): Record<st
 /** Upstream answer headers safe to hand to the agent: no hop-by-hop fields, no upstream cookies. */
 export function agentResponseHeaders(upstream: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  const listed = new Set(
-    String(upstream.connection ?? '')
-      .split(',')
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const listed = namedByConnection(upstream);
   for (const [name, value] of Object.entries(upstream)) {
     if (value === undefined) continue;
     const n = name.toLowerCase();
