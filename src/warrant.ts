@@ -23,10 +23,12 @@ import { agentRoutes } from './http/routes/agents.ts';
 import { createAgentService, type AgentService } from './agents/index.ts';
 import { proxyRoutes } from './http/routes/proxy.ts';
 import { agentTokenRoutes } from './http/routes/agent-tokens.ts';
+import { webhookRoutes } from './http/routes/webhooks.ts';
 import { createForwarder, createUpstreams, type Forwarder, type Upstreams } from './proxy/index.ts';
 import { createAuditQueue, type AuditQueue } from './events/index.ts';
 import { createMemoryLocks, createPostgresLocks, createRedisLocks, type Locks } from './locks/index.ts';
 import { createAuditLog, createEventBus, type AuditLog, type EventBus } from './events/index.ts';
+import { createWebhooks, type Webhooks, type WebhooksOptions } from './events/index.ts';
 import {
   createClientResolver,
   createConnectFlow,
@@ -57,9 +59,11 @@ export interface Warrant {
   upstreams: Upstreams;
   /** Batched audit writes of proxied calls; refuses calls while the audit cannot be written. */
   auditQueue: AuditQueue;
+  /** Signed webhooks: subscriptions, fan-out of committed events, the delivery worker. */
+  webhooks: Webhooks;
   /** Set only on the first start without WARRANT_ADMIN_TOKEN: shown once, never stored in the clear. */
   generatedAdminToken?: string;
-  /** Listens and starts the refresh-ahead scheduler. */
+  /** Listens and starts the refresh-ahead scheduler and the webhook delivery worker. */
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -73,6 +77,8 @@ export interface WarrantOptions {
   scheduler?: boolean;
   /** Environment for `${env:NAME}` references in provider definitions (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /** Webhook delivery: false = no worker in this process (deliveries are still queued); or tuning. */
+  webhooks?: false | Pick<WebhooksOptions, 'retry' | 'fetchTimeoutMs' | 'pollIntervalMs'>;
 }
 
 function locksFor(config: Config, store: Store): Locks {
@@ -155,6 +161,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
   const upstreams = createUpstreams();
   const forwarder = createForwarder({ store, catalog, tokens, upstreams, auditQueue, logger });
   const authenticate = (bearer: string | undefined) => agents.authenticate(bearer);
+  const webhooks = createWebhooks({ store, bus, audit, logger, clock, ...(opts.webhooks || {}) });
   const scheduler = createScheduler({ store, tokens, clock, logger, intervalMs: config.schedulerIntervalMs });
   const app = await buildApp({
     logger,
@@ -169,6 +176,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
       agentRoutes(agents),
       agentTokenRoutes({ tokens, auditQueue, authenticate }),
       proxyRoutes({ forwarder, authenticate }),
+      webhookRoutes(webhooks),
     ],
   });
 
@@ -189,10 +197,12 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     forwarder,
     upstreams,
     auditQueue,
+    webhooks,
     generatedAdminToken: admin.generated,
     async listen() {
       const address = await app.listen({ host: config.host, port: config.port });
       if (opts.scheduler !== false) scheduler.start();
+      if (opts.webhooks !== false) webhooks.start();
       return address;
     },
     async close() {
@@ -201,6 +211,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
       await auditQueue.close();
       await upstreams.close();
       await agents.settle();
+      await webhooks.stop();
       await locks.close();
       await store.close();
     },

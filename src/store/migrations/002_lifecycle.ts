@@ -7,4 +7,6 @@ export async function up(db: Kysely<any>, _dialect: Dialect): Promise<void> {
   await db.schema.alterTable('connections').addColumn('refresh_fence', 'bigint', (c) => c.notNull().defaultTo(0)).execute();
   // Connection params known before consent (tenant host, cloud id), carried to the callback.
   await db.schema.alterTable('connect_sessions').addColumn('params', 'text', (c) => c.notNull().defaultTo('{}')).execute();
+  // Listing and deleting a webhook's deliveries.
+  await db.schema.createIndex('webhook_deliveries_webhook').on('webhook_deliveries').columns(['webhook_id', 'created_at']).execute();
 }
