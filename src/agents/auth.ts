@@ -1,5 +1,6 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import { hashSecret, safeEqual } from '../crypto/index.ts';
+import { hashSecret } from '../crypto/index.ts';
 import { WarrantError } from '../errors/index.ts';
 import type { AgentsRepo } from './repo.ts';
 import { DUMMY_KEY_HASH, parseApiKey } from './keys.ts';
@@ -7,7 +8,8 @@ import { authenticatedAgentOf, type AuthenticatedAgent } from './view.ts';
 
 // Agent authentication runs on every proxied request, so its hot path is in memory: a cache
 // keyed by key id holds the stored hash, the agent and its grants for `cacheTtlMs`. A hit
-// costs one SHA-256 of the presented secret and a constant-time comparison; no query.
+// costs one SHA-256 of the presented secret and a constant-time comparison of the two 32-byte
+// digests (the stored one decoded once, when the entry is loaded); no query.
 //
 // Consistency: a revocation made by this process (`invalidate`) takes effect at once. A
 // revocation (or grant change) made by another instance takes effect here within `cacheTtlMs`,
@@ -23,11 +25,27 @@ export interface AgentAuthOptions {
 }
 
 interface Entry {
-  keyHash: string;
+  /** The stored hash's bytes; undefined when it is not a canonical base64url hash (it then matches nothing). */
+  keyHash: Buffer | undefined;
   status: 'active' | 'revoked';
   expiresAt: number | null;
   agent: AuthenticatedAgent;
   loadedAt: number;
+}
+
+/**
+ * A hash as `hashSecret` writes it (base64url), decoded. Equal bytes mean equal strings only for
+ * the canonical encoding, so anything else (a corrupted row) is refused: it matches no secret.
+ */
+function hashBytes(hash: string): Buffer | undefined {
+  const bytes = Buffer.from(hash, 'base64url');
+  return bytes.length > 0 && bytes.toString('base64url') === hash ? bytes : undefined;
+}
+const DUMMY_KEY_BYTES = hashBytes(DUMMY_KEY_HASH)!;
+
+/** Whether the presented secret's hash equals the stored one, in constant time (both are SHA-256 digests). */
+function sameHash(presented: Buffer, stored: Buffer | undefined): boolean {
+  return stored !== undefined && stored.length === presented.length && timingSafeEqual(presented, stored);
 }
 
 const unauthenticated = (detail: string) => new WarrantError('agent_unauthenticated', detail);
@@ -56,7 +74,7 @@ export function createAgentAuthenticator(deps: {
     if (!row) return undefined;
     const grants = (await repo.grantsOf([row.id])).get(row.id) ?? [];
     const entry: Entry = {
-      keyHash: row.key_hash,
+      keyHash: hashBytes(row.key_hash),
       status: row.status,
       expiresAt: row.expires_at,
       agent: authenticatedAgentOf(row, grants),
@@ -105,12 +123,12 @@ export function createAgentAuthenticator(deps: {
       if (!key) throw unauthenticated('the API key is malformed');
       let entry = cache.get(key.keyId);
       if (!entry || clock.now() - entry.loadedAt >= options.cacheTtlMs) entry = await loadOnce(key.keyId);
-      const presented = hashSecret(key.secret);
+      const presented = Buffer.from(hashSecret(key.secret), 'base64url');
       if (!entry) {
-        safeEqual(presented, DUMMY_KEY_HASH);
+        sameHash(presented, DUMMY_KEY_BYTES);
         throw unauthenticated(INVALID);
       }
-      if (!safeEqual(presented, entry.keyHash)) throw unauthenticated(INVALID);
+      if (!sameHash(presented, entry.keyHash)) throw unauthenticated(INVALID);
       const now = clock.now();
       if (entry.status === 'revoked') throw unauthenticated('the agent is revoked');
       if (entry.expiresAt !== null && entry.expiresAt <= now) {
