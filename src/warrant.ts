@@ -126,7 +126,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
   const metrics = createMetrics();
   const clock = { now };
   const locks = locksFor(config, store);
-  const audit = createAuditLog({ db: store.db, dialect: store.dialect, now });
+  const audit = createAuditLog({ db: store.db, dialect: store.dialect, sqliteFile: store.sqliteFile, now });
   const bus = createEventBus();
   const clients = createClientResolver({ timeoutMs: config.idpTimeoutMs, env: opts.env });
   const timing = { refreshSkewSeconds: config.refreshSkewSeconds, refreshSkewFraction: config.refreshSkewFraction };
@@ -209,6 +209,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
       await scheduler.stop();
       await app.close();
       await auditQueue.close();
+      await audit.close();
       await upstreams.close();
       await agents.settle();
       await webhooks.stop();

@@ -1,4 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { GENESIS, chainRows, hashOf, type ChainRow } from './chain.ts';
 import { sql } from 'kysely';
 import type { Db, Dialect, AuditEventRow } from '../store/index.ts';
 
@@ -24,29 +25,8 @@ export interface AuditEntry extends Required<Omit<AuditInput, 'subject'>> {
   prev_hash: string;
 }
 
-const GENESIS = '0'.repeat(64);
 // Arbitrary constant: the advisory lock that serializes appends to the chain on PostgreSQL.
 const CHAIN_LOCK = 0x5741_5252;
-
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value)
-      .sort()
-      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value ?? null);
-}
-
-function hashOf(prev: string, e: { id: string; at: number; type: string; actor: string; subject: string | null; data: string }): string {
-  return createHash('sha256')
-    .update(prev)
-    .update('\n')
-    .update(canonical({ id: e.id, at: e.at, type: e.type, actor: e.actor, subject: e.subject, data: JSON.parse(e.data) }))
-    .digest('hex');
-}
 
 export interface AuditQuery {
   type?: string;
@@ -56,34 +36,22 @@ export interface AuditQuery {
   limit?: number;
 }
 
-export function createAuditLog(deps: { db: Db; dialect: Dialect; now: () => number }) {
+export function createAuditLog(deps: { db: Db; dialect: Dialect; now: () => number; sqliteFile?: string }) {
   const { db, dialect } = deps;
+
+  const entriesOf = (rows: (ChainRow & { seq: number })[], inputs: AuditInput[]): AuditEntry[] =>
+    rows.map((r, i) => ({ ...r, data: inputs[i]!.data ?? {} }));
 
   async function appendIn(trx: Db, inputs: AuditInput[]): Promise<AuditEntry[]> {
     if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(${CHAIN_LOCK})`.execute(trx);
     const last = await trx.selectFrom('audit_events').select('hash').orderBy('seq', 'desc').limit(1).executeTakeFirst();
-    let prev = last?.hash ?? GENESIS;
-    const out: AuditEntry[] = [];
-    for (const input of inputs) {
-      const row = {
-        id: `evt_${randomUUID().replaceAll('-', '')}`,
-        at: deps.now(),
-        type: input.type,
-        actor: input.actor,
-        subject: input.subject ?? null,
-        data: canonical(input.data ?? {}),
-      };
-      const hash = hashOf(prev, row);
-      const inserted = await trx
-        .insertInto('audit_events')
-        .values({ ...row, prev_hash: prev, hash })
-        .returning('seq')
-        .executeTakeFirstOrThrow();
-      out.push({ ...row, data: input.data ?? {}, seq: Number(inserted.seq), prev_hash: prev, hash });
-      prev = hash;
-    }
-    return out;
+    const rows = chainRows(last?.hash ?? GENESIS, inputs, deps.now);
+    // One multi-row statement; RETURNING gives the seqs in insertion order on both dialects.
+    const inserted = await trx.insertInto('audit_events').values(rows).returning('seq').execute();
+    return entriesOf(rows.map((r, i) => ({ ...r, seq: Number(inserted[i]!.seq) })), inputs);
   }
+
+  const writer = deps.sqliteFile ? createWriterThread(deps.sqliteFile) : undefined;
 
   return {
     /**
@@ -94,6 +62,7 @@ export function createAuditLog(deps: { db: Db; dialect: Dialect; now: () => numb
       const list = Array.isArray(inputs) ? inputs : [inputs];
       if (!list.length) return [];
       if (trx) return appendIn(trx, list);
+      if (writer) return entriesOf(await writer.append(list), list);
       return db.transaction().execute((t) => appendIn(t, list));
     },
 
@@ -105,6 +74,11 @@ export function createAuditLog(deps: { db: Db; dialect: Dialect; now: () => numb
       if (q.afterSeq !== undefined) query = query.where('seq', '>', q.afterSeq);
       const rows = await query.orderBy('seq').limit(Math.min(q.limit ?? 100, 1000)).execute();
       return rows.map(toEntry);
+    },
+
+    /** Stops the embedded writer thread (pending appends finish first). */
+    async close(): Promise<void> {
+      await writer?.close();
     },
 
     /** Walks the chain from the start; `first_bad` is the seq of the first entry that does not verify. */
@@ -131,3 +105,56 @@ function toEntry(row: AuditEventRow): AuditEntry {
 }
 
 export type AuditLog = ReturnType<typeof createAuditLog>;
+
+/**
+ * The embedded mode's writer thread (audit-writer.worker.ts, started through a .mjs bootstrap that
+ * registers tsx, since a worker does not inherit the parent's module hooks). Referenced only while
+ * appends are in flight, so an idle writer never keeps the process alive.
+ */
+function createWriterThread(file: string) {
+  let worker: Worker | undefined;
+  let nextId = 0;
+  const waiting = new Map<number, { resolve(rows: (ChainRow & { seq: number })[]): void; reject(err: Error): void }>();
+  const failAll = (err: Error) => {
+    for (const w of waiting.values()) w.reject(err);
+    waiting.clear();
+  };
+  const start = () => {
+    const w = new Worker(new URL('./audit-writer.worker.mjs', import.meta.url), { workerData: { file } });
+    w.on('message', (msg: { id: number; rows?: (ChainRow & { seq: number })[]; error?: string }) => {
+      const pending = waiting.get(msg.id);
+      waiting.delete(msg.id);
+      if (waiting.size === 0) w.unref();
+      if (msg.error !== undefined) pending?.reject(new Error(`audit write failed: ${msg.error}`));
+      else pending?.resolve(msg.rows!);
+    });
+    w.on('error', (err) => failAll(err));
+    w.on('exit', () => {
+      if (worker === w) worker = undefined;
+      failAll(new Error('the audit writer thread stopped'));
+    });
+    w.unref();
+    return w;
+  };
+  return {
+    append(inputs: AuditInput[]): Promise<(ChainRow & { seq: number })[]> {
+      worker ??= start();
+      const w = worker;
+      const id = nextId++;
+      w.ref();
+      return new Promise((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        w.postMessage({ id, inputs });
+      });
+    },
+    async close(): Promise<void> {
+      const w = worker;
+      if (!w) return;
+      worker = undefined;
+      const exited = new Promise((r) => w.once('exit', r));
+      w.ref(); // keep the process alive until the writer has closed its connection
+      w.postMessage('close');
+      await exited;
+    },
+  };
+}

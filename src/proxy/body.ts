@@ -5,7 +5,15 @@ import { Readable } from 'node:stream';
  * as a buffer (replayable: retries can send it again); otherwise a stream that yields what was read
  * and then the rest, for a single pass.
  */
-export async function readUpTo(stream: Readable, limit: number): Promise<{ complete: true; buffer: Buffer } | { complete: false; stream: Readable }> {
+export async function readUpTo(
+  stream: Readable,
+  limit: number,
+  /** The declared length, when known: a body that fits is read in one go, without an iterator. */
+  declaredLength = NaN,
+): Promise<{ complete: true; buffer: Buffer } | { complete: false; stream: Readable }> {
+  if (declaredLength <= limit && typeof (stream as { arrayBuffer?: unknown }).arrayBuffer === 'function') {
+    return { complete: true, buffer: Buffer.from(await (stream as unknown as { arrayBuffer(): Promise<ArrayBuffer> }).arrayBuffer()) };
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   const iterator = stream[Symbol.asyncIterator]();

@@ -70,11 +70,7 @@ interface ConnectionMeta {
   at: number;
 }
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
-  });
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function injectToken(provider: Provider, url: URL, headers: Record<string, string | string[]>, token: string): void {
   const how = provider.token_injection ?? { in: 'header' as const, name: 'Authorization', format: 'Bearer {token}' };
@@ -179,8 +175,10 @@ export function createForwarder(deps: {
     }
     const baseHeaders = upstreamRequestHeaders(req.headers);
     const retryAllowed = replayable && mayRetry(method, baseHeaders);
-    const deadline = AbortSignal.timeout(settings.deadlineMs);
+    // The deadline is checked between attempts; each attempt is bounded by undici's own
+    // headers/body timeouts (cheaper than an AbortSignal per call on the hot path).
     const deadlineAt = Date.now() + settings.deadlineMs;
+    const left = () => deadlineAt - Date.now();
     const pool = deps.upstreams.pool(target.origin);
 
     let token = await deps.tokens.getFreshToken(req.connectionId, { actor: `agent:${req.agent.id}` });
@@ -189,7 +187,7 @@ export function createForwarder(deps: {
     let lastRetryAfter: number | undefined;
 
     for (;;) {
-      const url = new URL(target);
+      const url = provider.token_injection?.in === 'query' ? new URL(target) : target;
       const headers = { ...baseHeaders };
       injectToken(provider, url, headers, token.accessToken);
       let res: Dispatcher.ResponseData;
@@ -199,17 +197,16 @@ export function createForwarder(deps: {
           method: method as Dispatcher.HttpMethod,
           headers,
           body,
-          signal: deadline,
-          headersTimeout: settings.headersTimeoutMs,
+          headersTimeout: Math.max(1, Math.min(settings.headersTimeoutMs, left())),
           bodyTimeout: settings.bodyTimeoutMs,
         });
       } catch (err) {
-        if (retryAllowed && retryableError(err) && outcome.retries < settings.retry.maxRetries && !deadline.aborted) {
+        if (retryAllowed && retryableError(err) && outcome.retries < settings.retry.maxRetries && left() > 0) {
           outcome.retries++;
-          await waitOrGiveUp(retryDelayMs(outcome.retries, settings.retry), deadline);
+          await waitOrGiveUp(retryDelayMs(outcome.retries, settings.retry), left());
           continue;
         }
-        const timedOut = isTimeout(err) || deadline.aborted;
+        const timedOut = isTimeout(err) || left() <= 0;
         outcome.code = 'upstream_unavailable';
         throw new WarrantError(
           'upstream_unavailable',
@@ -226,7 +223,7 @@ export function createForwarder(deps: {
       let bodyOut: Readable | Buffer = res.body;
       let text: string | undefined;
       if (mustInspect) {
-        const read = await readUpTo(res.body, settings.inspectLimitBytes);
+        const read = await readUpTo(res.body, settings.inspectLimitBytes, Number(upstreamHeaders['content-length'] ?? NaN));
         if (read.complete) {
           bodyOut = read.buffer;
           text = read.buffer.toString('utf8');
@@ -274,10 +271,10 @@ export function createForwarder(deps: {
         lastRetryAfter = retryAfterSeconds(upstreamHeaders['retry-after']);
         if (retryAllowed && outcome.retries < settings.retry.maxRetries) {
           const delay = retryDelayMs(outcome.retries + 1, settings.retry, lastRetryAfter);
-          if (!deadline.aborted && delay < deadlineAt - Date.now()) {
+          if (delay < left()) {
             outcome.retries++;
             await discard(bodyOut instanceof Readable ? bodyOut : undefined);
-            await waitOrGiveUp(delay, deadline);
+            await waitOrGiveUp(delay, left());
             continue;
           }
         }
@@ -302,12 +299,11 @@ export function createForwarder(deps: {
     }
   }
 
-  async function waitOrGiveUp(ms: number, deadline: AbortSignal): Promise<void> {
-    try {
-      await sleep(ms, deadline);
-    } catch {
+  async function waitOrGiveUp(ms: number, remainingMs: number): Promise<void> {
+    if (ms >= remainingMs) {
       throw new WarrantError('upstream_unavailable', 'the retries did not finish before the deadline', { retry_after: 1 }, { status: 504 });
     }
+    await sleep(ms);
   }
 
   function trace(req: ProxyRequest, outcome: { retries: number; refreshed: boolean }): Record<string, string> {

@@ -2,12 +2,32 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Migration } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, sql, type DatabaseConnection, type Driver, type Migration } from 'kysely';
 import type { Database } from './schema.ts';
 import * as m001 from './migrations/001_initial.ts';
 import * as m002 from './migrations/002_lifecycle.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
+
+/**
+ * SQLite transactions that take the write lock up front (BEGIN IMMEDIATE). The embedded audit
+ * writer thread writes through a second connection; a deferred transaction that read before it
+ * wrote could otherwise fail with SQLITE_BUSY_SNAPSHOT instead of waiting its turn.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly settings: ConstructorParameters<typeof SqliteDialect>[0]) {
+    super(settings);
+  }
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.settings);
+  }
+}
 export type Db = Kysely<Database>;
 
 export interface DatabaseOptions {
@@ -24,6 +44,8 @@ export interface DatabaseOptions {
 export interface OpenDatabase {
   db: Db;
   dialect: Dialect;
+  /** The embedded mode's database file (absent for `:memory:`), for a second connection from a worker thread. */
+  sqliteFile?: string;
   close(): Promise<void>;
 }
 
@@ -54,8 +76,8 @@ export async function openDatabase(opts: DatabaseOptions): Promise<OpenDatabase>
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('synchronous = NORMAL');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-  return { db, dialect: 'sqlite', close: () => db.destroy() };
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
+  return { db, dialect: 'sqlite', sqliteFile: file === ':memory:' ? undefined : file, close: () => db.destroy() };
 }
 
 /** Runs every pending migration; one set serves both dialects. */

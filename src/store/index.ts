@@ -22,7 +22,7 @@ export interface StoreOptions extends DatabaseOptions {
 
 /** Opens the database, migrates it, and wires the repositories. */
 export async function createStore(opts: StoreOptions) {
-  const { db, dialect, close } = await openDatabase(opts);
+  const { db, dialect, sqliteFile, close } = await openDatabase(opts);
   await migrate(db, dialect);
   const now = opts.now ?? Date.now;
   const secrets = createSecretsRepo(db);
@@ -32,6 +32,7 @@ export async function createStore(opts: StoreOptions) {
   return {
     db,
     dialect: dialect as Dialect,
+    sqliteFile,
     secrets,
     keys,
     vault,
