@@ -295,7 +295,7 @@ export function createForwarder(deps: {
       const headersOut = agentResponseHeaders(upstreamHeaders);
       if (Buffer.isBuffer(bodyOut)) headersOut['content-length'] = String(bodyOut.length);
       rewriteLocation(headersOut, baseUrl, req.connectionId);
-      return { status, headers: { ...headersOut, ...trace(req, outcome) }, body: method === 'HEAD' ? null : bodyOut };
+      return { status, headers: Object.assign(headersOut, trace(req, outcome)), body: method === 'HEAD' ? null : bodyOut };
     }
   }
 

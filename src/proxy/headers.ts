@@ -19,8 +19,11 @@ const hopByHop = new Set([
 /** What never leaves Warrant towards the upstream: the agent's own credential, cookies, our headers. */
 const agentOnly = new Set(['authorization', 'cookie', 'forwarded', 'x-real-ip']);
 
+const none: ReadonlySet<string> = new Set();
+
 /** Fields a `Connection` header names are hop-by-hop too (RFC 9110 §7.6.1). */
-function namedByConnection(headers: Record<string, unknown>): Set<string> {
+function namedByConnection(headers: Record<string, unknown>): ReadonlySet<string> {
+  if (headers.connection === undefined) return none;
   return new Set(
     String(headers.connection ?? '')
       .split(',')

@@ -38,8 +38,11 @@ export function proxyRoutes(deps: { forwarder: Forwarder; authenticate(bearer: s
       return reply.send(res.body ?? undefined);
     };
 
-    app.route({ method: [...methods], url: '/v1/proxy/:connection', handler, schema: { hide: true } });
-    app.route({ method: [...methods], url: '/v1/proxy/:connection/*', handler, schema: { hide: true } });
+    // Every proxied call is an audit entry already; per-request access logs at info would only
+    // repeat it, at a cost on the hottest path. Warnings and errors are still logged.
+    const options = { method: [...methods], handler, schema: { hide: true }, logLevel: 'warn' as const };
+    app.route({ ...options, url: '/v1/proxy/:connection' });
+    app.route({ ...options, url: '/v1/proxy/:connection/*' });
   };
 }
 
