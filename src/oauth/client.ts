@@ -18,6 +18,7 @@ export interface IntrospectionResult {
   active: boolean;
   exp?: number;
   scope?: string;
+  sub?: string;
 }
 
 export interface OAuthClientOptions {
@@ -228,7 +229,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
           additionalParameters: { token_type_hint: hint },
         });
         const r = await oauth.processIntrospectionResponse(as, client, res);
-        return { active: r.active, exp: r.exp, scope: r.scope };
+        return { active: r.active, exp: r.exp, scope: r.scope, sub: typeof r.sub === 'string' ? r.sub : undefined };
       });
     },
   };

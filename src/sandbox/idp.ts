@@ -117,8 +117,9 @@ export async function createIdp(deps: IdpDeps): Promise<Idp> {
         },
       },
     },
+    // `sandbox-user`, and any other account a `login_hint` named: sandbox users exist on demand.
     findAccount: async (_ctx, sub) =>
-      sub === sandboxDefaults.accountId ? { accountId: sub, claims: async () => ({ sub, name: 'Sandbox User' }) } : undefined,
+      /^[a-z0-9-]{1,32}$/.test(sub) ? { accountId: sub, claims: async () => ({ sub, name: sub === sandboxDefaults.accountId ? 'Sandbox User' : sub }) } : undefined,
     interactions: { url: async (_ctx, interaction) => `${sandboxDefaults.idpPath}/interaction/${interaction.uid}` },
     clientBasedCORS: () => false,
     renderError: async (ctx, out) => {

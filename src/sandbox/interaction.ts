@@ -4,7 +4,7 @@ import type { InteractionResults } from 'oidc-provider';
 import { escapeHtml, sendHtml } from './http.ts';
 import { sandboxDefaults } from './options.ts';
 
-// The sandbox's own login + consent step. There is one user, `sandbox-user`, who approves
+// The sandbox's own login + consent step. The user is `sandbox-user` (or the `login_hint`), who approves
 // everything asked: automation (sandbox.authorize) POSTs to `…/approve`, a browser is approved
 // on arrival (autoApprove) or clicks the button. Both go through interactionFinished, so the
 // authorization endpoint resumes exactly as it would after a real login.
@@ -20,7 +20,10 @@ export function createInteractionHandler(provider: Provider, autoApprove: boolea
 
   async function approve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { prompt, params, session, grantId } = await provider.interactionDetails(req, res);
-    const accountId = session?.accountId ?? sandboxDefaults.accountId;
+    // `login_hint` picks another sandbox user (a second account at the same IdP), for tests of
+    // what happens when someone consents with a different account.
+    const hint = typeof params.login_hint === 'string' && /^[a-z0-9-]{1,32}$/.test(params.login_hint) ? params.login_hint : undefined;
+    const accountId = hint ?? session?.accountId ?? sandboxDefaults.accountId;
     const clientId = String(params.client_id);
     const grant = (grantId ? await provider.Grant.find(grantId) : undefined) ?? new provider.Grant({ accountId, clientId });
 

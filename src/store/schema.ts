@@ -49,6 +49,8 @@ export interface ConnectionsTable {
   requested_scopes: Json;
   /** Values beyond tokens: instance_url, cloud_id, realm_id … */
   params: Json;
+  /** The IdP account the grant belongs to, when known (introspection `sub`). */
+  subject: ColumnType<string | null, string | null | undefined, string | null>;
   expires_at: Millis | null;
   refresh_due_at: Millis | null;
   last_refreshed_at: Millis | null;

@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { hashSecret, safeEqual } from '../crypto/index.ts';
 import { WarrantError, invalidRequest, notFound } from '../errors/index.ts';
-import { calculatePKCECodeChallenge, classify, generateRandomCodeVerifier, generateRandomState } from '../oauth/index.ts';
+import { calculatePKCECodeChallenge, classify, generateRandomCodeVerifier, generateRandomState, type TokenSet } from '../oauth/index.ts';
 import type { ConnectionRow, ConnectSessionRow, Store } from '../store/index.ts';
 import type { ClientResolver } from './clients.ts';
 import { newId, type ConnectionService } from './connections.ts';
@@ -107,6 +107,18 @@ export function createConnectFlow(deps: {
     return Buffer.from(key, 'base64');
   }
 
+  /** Whose grant this is, when the IdP says: `sub` in the token response, else RFC 7662 introspection. */
+  async function subjectOf(client: ReturnType<ClientResolver>, tokens: TokenSet): Promise<string | undefined> {
+    if (typeof tokens.extra.sub === 'string' && tokens.extra.sub) return tokens.extra.sub;
+    if (!client.endpoints.introspection_url) return undefined;
+    try {
+      const info = await client.introspect(tokens.access_token, 'access_token');
+      return info.active && info.sub ? info.sub : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   const sign = async (connectionId: string, exp: number) =>
     createHmac('sha256', await reconnectKey()).update(`reconnect\n${connectionId}\n${exp}`).digest('base64url');
 
@@ -184,6 +196,14 @@ export function createConnectFlow(deps: {
         if (typeof value === 'string' && value) connectionParams[name] = value;
       }
       const existing = claimed.connection_id ? await store.connections.get(claimed.connection_id) : undefined;
+      const subject = await subjectOf(client, tokens);
+      if (existing?.subject && subject && subject !== existing.subject) {
+        // A re-connect link is a capability that can travel; consenting with another account must
+        // not swap whose data the connection's agents act on. The new grant is thrown away.
+        deps.logger.warn({ session: claimed.id, connection: existing.id, provider: provider.id }, 're-connect refused: a different account consented');
+        await client.revoke(tokens.refresh_token ?? tokens.access_token, tokens.refresh_token ? 'refresh_token' : 'access_token').catch(() => {});
+        return { session: await finish(claimed, { status: 'failed', error: 'account_mismatch' }), missingScopes: [] };
+      }
       const connection = await connections.saveGrant({
         existing,
         provider,
@@ -192,6 +212,7 @@ export function createConnectFlow(deps: {
         tokens,
         requestedScopes: scopes,
         params: connectionParams,
+        subject,
         actor: `owner:${claimed.owner}`,
         event: existing ? 'connection.reconnected' : 'connection.created',
       });

@@ -24,6 +24,8 @@ export interface ConnectionView {
   missing_scopes: string[];
   last_refreshed_at: string | null;
   last_error?: string;
+  /** The IdP account the grant belongs to, when the IdP said. */
+  account?: string;
   created_at: string;
 }
 
@@ -44,6 +46,7 @@ export function viewOf(row: ConnectionRow): ConnectionView {
     missing_scopes: requested.filter((s) => !scopes.includes(s)),
     last_refreshed_at: iso(row.last_refreshed_at),
     ...(row.last_error ? { last_error: row.last_error } : {}),
+    ...(row.subject ? { account: row.subject } : {}),
     created_at: new Date(row.created_at).toISOString(),
   };
 }
@@ -112,6 +115,8 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     requestedScopes: string[];
     params: Record<string, string>;
     privateKey?: string;
+    /** The IdP account the grant belongs to, when known. */
+    subject?: string;
     actor: string;
     event: string;
   }): Promise<ConnectionRow> {
@@ -130,6 +135,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
       scopes: JSON.stringify(granted),
       requested_scopes: JSON.stringify(input.requestedScopes),
       params: JSON.stringify(input.params),
+      ...(input.subject ? { subject: input.subject } : {}),
       expires_at: expiresAt,
       refresh_due_at:
         provider.auth === 'api_key' || provider.auth === 'basic'

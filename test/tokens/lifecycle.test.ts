@@ -108,6 +108,26 @@ describe('token lifecycle against the sandbox (4 s tokens, rotation on)', () => 
     assert.equal(tampered.statusCode, 400);
   });
 
+  test('a re-connect with a different account at the IdP is refused; the connection keeps its account', async () => {
+    const id = await env.connect();
+    assert.equal((await env.warrant.connections.get(id)).subject, 'sandbox-user');
+    const t = await env.warrant.tokens.getFreshToken(id);
+    await env.sandbox.revokeGrantOf(t.accessToken);
+    await sleep(3_200);
+    const err = await env.warrant.tokens.getFreshToken(id).catch((e) => e);
+    const link = new URL(String(err.toProblem().reauth_url));
+    const start = await env.warrant.app.inject({ url: link.pathname + link.search });
+    const params = Object.fromEntries(new URL(start.headers.location as string).searchParams);
+    // Someone who got hold of the link consents as another user.
+    const redirect = new URL(await env.sandbox.authorize({ ...params, login_hint: 'mallory' } as never));
+    const cb = await env.warrant.app.inject({ url: `/oauth/callback${redirect.search}` });
+    assert.equal(cb.statusCode, 400);
+    assert.match(cb.body, /account_mismatch/);
+    const row = await env.warrant.connections.get(id);
+    assert.equal(row.status, 'reauth_required');
+    assert.equal(row.subject, 'sandbox-user');
+  });
+
   test('IdP 5xx for a window: the valid token keeps being served, refresh_unavailable after expiry, then recovery', async () => {
     const id = await env.connect();
     const t = await env.warrant.tokens.getFreshToken(id);

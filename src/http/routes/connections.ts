@@ -20,6 +20,7 @@ export const connectionView = z.object({
   missing_scopes: z.array(z.string()),
   last_refreshed_at: z.string().nullable(),
   last_error: z.string().optional(),
+  account: z.string().optional(),
   created_at: z.string(),
 });
 
