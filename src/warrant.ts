@@ -21,7 +21,7 @@ import { connectRoutes } from './http/routes/connect.ts';
 import { auditRoutes } from './http/routes/audit.ts';
 import { agentRoutes } from './http/routes/agents.ts';
 import { createAgentService, type AgentService } from './agents/index.ts';
-import { proxyRoutes } from './http/routes/proxy.ts';
+import { rawProxyRoute } from './http/routes/proxy.ts';
 import { agentTokenRoutes } from './http/routes/agent-tokens.ts';
 import { webhookRoutes } from './http/routes/webhooks.ts';
 import { createForwarder, createUpstreams, type Forwarder, type Upstreams } from './proxy/index.ts';
@@ -175,9 +175,9 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
       auditRoutes(audit),
       agentRoutes(agents),
       agentTokenRoutes({ tokens, auditQueue, authenticate }),
-      proxyRoutes({ forwarder, authenticate }),
       webhookRoutes(webhooks),
     ],
+    rawRoutes: [rawProxyRoute({ forwarder, authenticate, logger, metrics })],
   });
 
   return {

@@ -1,4 +1,6 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { newRequestId } from './request-id.ts';
 import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -18,8 +20,10 @@ export interface AppDeps {
   adminTokenHash(): string;
   /** Largest JSON body accepted, in bytes. */
   bodyLimitBytes?: number;
-  /** Extra route plugins from later layers (connections, agents, proxy …). */
+  /** Extra route plugins from later layers (connections, agents …). */
   routes?: ((app: FastifyInstance, ctx: RouteContext) => Promise<void> | void)[];
+  /** Handlers that may take a request on the raw node:http server before Fastify sees it (the proxy). */
+  rawRoutes?: ((req: IncomingMessage, res: ServerResponse) => boolean)[];
 }
 
 export interface RouteContext {
@@ -31,10 +35,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.bodyLimitBytes ?? 1 << 20,
-    genReqId: () => `req_${crypto.randomUUID().replaceAll('-', '').slice(0, 20)}`,
+    genReqId: newRequestId,
     requestIdHeader: false,
     trustProxy: false,
     routerOptions: { ignoreTrailingSlash: true },
+    serverFactory: (handler) =>
+      createServer((req, res) => {
+        for (const route of deps.rawRoutes ?? []) if (route(req, res)) return;
+        handler(req, res);
+      }),
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);

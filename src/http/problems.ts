@@ -4,14 +4,19 @@ import { WarrantError, invalidRequest } from '../errors/index.ts';
 
 export const problemContentType = 'application/problem+json';
 
+/** Status, headers and body of a problem answer; shared by Fastify routes and the raw proxy path. */
+export function problemResponse(err: WarrantError, instance: string): { status: number; headers: Record<string, string>; body: string } {
+  const problem = err.toProblem(instance);
+  const headers: Record<string, string> = { 'content-type': `${problemContentType}; charset=utf-8` };
+  const retryAfter = problem.retry_after;
+  if (typeof retryAfter === 'number' && retryAfter >= 0) headers['retry-after'] = String(Math.ceil(retryAfter));
+  if (err.code === 'agent_unauthenticated' || err.code === 'admin_unauthenticated') headers['www-authenticate'] = 'Bearer realm="warrant"';
+  return { status: err.status, headers, body: JSON.stringify(problem) };
+}
+
 export function sendProblem(reply: FastifyReply, err: WarrantError): FastifyReply {
-  const body = err.toProblem(reply.request.id);
-  const retryAfter = body.retry_after;
-  if (typeof retryAfter === 'number' && retryAfter >= 0) reply.header('retry-after', String(Math.ceil(retryAfter)));
-  if (err.code === 'agent_unauthenticated' || err.code === 'admin_unauthenticated') {
-    reply.header('www-authenticate', 'Bearer realm="warrant"');
-  }
-  return reply.code(err.status).type(problemContentType).send(body);
+  const { status, headers, body } = problemResponse(err, reply.request.id);
+  return reply.code(status).headers(headers).send(body);
 }
 
 /** `body.grants[0].scopes` style location of the first failing field, from a JSON pointer. */

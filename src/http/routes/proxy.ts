@@ -1,48 +1,91 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Readable } from 'node:stream';
-import type { Forwarder, ProxyAgent } from '../../proxy/forward.ts';
-import { bearerOf } from '../auth.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Forwarder, ProxyAgent } from '../../proxy/index.ts';
 import { WarrantError } from '../../errors/index.ts';
+import { problemResponse } from '../problems.ts';
+import { newRequestId } from '../request-id.ts';
+import type { Metrics } from '../metrics.ts';
 
-const methods = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+const methods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const PREFIX = '/v1/proxy/';
 
-/**
- * `ANY /v1/proxy/{connection}/{path…}`. The body is not parsed: the proxy reads the raw stream,
- * and the path is taken from the raw URL so no decoding happens before the SSRF check.
- */
-export function proxyRoutes(deps: { forwarder: Forwarder; authenticate(bearer: string | undefined): Promise<ProxyAgent> }) {
-  return async (app: FastifyInstance) => {
-    app.removeAllContentTypeParsers();
-    app.addContentTypeParser('*', (_req, payload, done) => done(null, payload));
-
-    const handler = async (request: FastifyRequest, reply: FastifyReply) => {
-      reply.header('warrant-request-id', request.id);
-      const agent = await deps.authenticate(bearerOf(request));
-      const raw = request.raw.url ?? '';
-      const q = raw.indexOf('?');
-      const pathPart = q < 0 ? raw : raw.slice(0, q);
-      const m = /^\/v1\/proxy\/([^/?#]+)(.*)$/.exec(pathPart);
-      if (!m) throw new WarrantError('invalid_request', 'path: expected /v1/proxy/{connection}/{path}', { field: 'path' });
-      const res = await deps.forwarder.forward({
-        requestId: request.id,
-        agent,
-        connectionId: decodeURIComponent(m[1]!),
-        method: request.method,
-        rawPath: m[2] ?? '',
-        rawQuery: q < 0 ? '' : raw.slice(q + 1),
-        headers: request.headers,
-        body: request.body as Readable | undefined,
-      });
-      reply.code(res.status);
-      for (const [name, value] of Object.entries(res.headers)) reply.header(name, value);
-      return reply.send(res.body ?? undefined);
-    };
-
-    // Every proxied call is an audit entry already; per-request access logs at info would only
-    // repeat it, at a cost on the hottest path. Warnings and errors are still logged.
-    const options = { method: [...methods], handler, schema: { hide: true }, logLevel: 'warn' as const };
-    app.route({ ...options, url: '/v1/proxy/:connection' });
-    app.route({ ...options, url: '/v1/proxy/:connection/*' });
-  };
+function bearer(header: string | undefined): string | undefined {
+  const m = header ? /^Bearer[ ]+([\x21-\x7e]+)\s*$/i.exec(header) : null;
+  return m?.[1];
 }
 
+/**
+ * `ANY /v1/proxy/{connection}/{path…}`, served on the raw node:http request ahead of Fastify's
+ * router (the app's serverFactory hands these requests here). The proxy is the hottest path:
+ * it needs no body parsing, no schema, no per-request child logger, so it skips the framework's
+ * request pipeline and keeps Warrant's own pieces: request id, problem answers, metrics, error
+ * logs. The path is taken from the raw URL, so nothing is decoded before the SSRF check, and the
+ * request body is the raw stream.
+ */
+export function rawProxyRoute(deps: {
+  forwarder: Forwarder;
+  authenticate(bearer: string | undefined): Promise<ProxyAgent>;
+  logger: Logger;
+  metrics: Metrics;
+}) {
+  async function handle(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
+    const requestId = newRequestId();
+    const started = performance.now();
+    res.once('finish', () =>
+      deps.metrics.httpRequests.observe({ method: req.method!, route: '/v1/proxy/:connection/*', status: String(res.statusCode) }, (performance.now() - started) / 1000),
+    );
+    try {
+      const agent = await deps.authenticate(bearer(req.headers.authorization));
+      const q = url.indexOf('?');
+      const pathPart = q < 0 ? url : url.slice(0, q);
+      const slash = pathPart.indexOf('/', PREFIX.length);
+      const rawConnection = slash < 0 ? pathPart.slice(PREFIX.length) : pathPart.slice(PREFIX.length, slash);
+      if (!rawConnection) throw new WarrantError('invalid_request', 'path: expected /v1/proxy/{connection}/{path}', { field: 'path' });
+      let connectionId: string;
+      try {
+        connectionId = decodeURIComponent(rawConnection);
+      } catch {
+        throw new WarrantError('invalid_request', 'path: the connection id is not valid percent-encoding', { field: 'path' });
+      }
+      const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+      const result = await deps.forwarder.forward({
+        requestId,
+        agent,
+        connectionId,
+        method: req.method!,
+        rawPath: slash < 0 ? '' : pathPart.slice(slash),
+        rawQuery: q < 0 ? '' : url.slice(q + 1),
+        headers: req.headers,
+        body: hasBody ? req : undefined,
+      });
+      res.writeHead(result.status, result.headers);
+      const body = result.body;
+      if (body === null) res.end();
+      else if (Buffer.isBuffer(body)) res.end(body);
+      else {
+        pipeline(body, res, (err) => {
+          if (err && !res.writableEnded) res.destroy(err);
+        });
+      }
+    } catch (err) {
+      const problem = err instanceof WarrantError ? err : new WarrantError('internal_error', undefined, {}, { cause: err });
+      if (problem.code === 'internal_error') deps.logger.error({ err: problem.cause ?? err, request_id: requestId }, 'proxied call failed');
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const { status, headers, body } = problemResponse(problem, requestId);
+      res.writeHead(status, { ...headers, 'warrant-request-id': requestId });
+      res.end(body);
+    }
+  }
+
+  /** Takes the request when it is a proxied call; returns false to leave it to Fastify. */
+  return (req: IncomingMessage, res: ServerResponse): boolean => {
+    const url = req.url ?? '';
+    if (!url.startsWith(PREFIX) || !methods.has(req.method ?? '')) return false;
+    void handle(req, res, url);
+    return true;
+  };
+}
