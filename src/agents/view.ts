@@ -1,5 +1,6 @@
 import type { AgentRow, GrantRow } from '../store/index.ts';
 import type { OrphanReason } from './repo.ts';
+import { iso } from '../util/time.ts';
 
 /** One grant as the API shows it: a connection, the scopes of it the agent may use, token export. */
 export interface GrantView {
@@ -41,7 +42,6 @@ export interface AgentGrant {
   readonly token_export: boolean;
 }
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 /** A JSON list of scopes as stored (grants, connections); anything else reads as no scopes. */
 export function scopeList(json: string): string[] {

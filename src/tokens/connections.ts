@@ -8,6 +8,7 @@ import type { AuditLog, EventBus } from '../events/index.ts';
 import type { ClientResolver } from './clients.ts';
 import { lifetimeOf, parseJson, tokenLifetimeSeconds, type Clock, type TokenService } from './service.ts';
 import { refreshDueAt, type TimingSettings } from './timing.ts';
+import { iso } from '../util/time.ts';
 
 export const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('base64url')}`;
 
@@ -29,7 +30,6 @@ export interface ConnectionView {
   created_at: string;
 }
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export function viewOf(row: ConnectionRow): ConnectionView {
   const scopes = parseJson<string[]>(row.scopes, []);

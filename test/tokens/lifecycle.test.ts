@@ -88,13 +88,19 @@ describe('token lifecycle against the sandbox (4 s tokens, rotation on)', () => 
     assert.ok(!JSON.stringify(audit).includes(t.accessToken));
   });
 
-  test('the re-connect link starts a new consent that revives the same connection', async () => {
-    const id = await env.connect();
+  /** Revokes the grant at the IdP, lets the token lapse, and returns the problem's re-connect link. */
+  async function deadGrantLink(id: string): Promise<URL> {
     const t = await env.warrant.tokens.getFreshToken(id);
     await env.sandbox.revokeGrantOf(t.accessToken);
     await sleep(3_200);
     const err = await env.warrant.tokens.getFreshToken(id).catch((e) => e);
-    const link = new URL(String(err.toProblem().reauth_url));
+    assert.ok(isWarrantError(err, 'reauth_required'));
+    return new URL(String(err.toProblem().reauth_url));
+  }
+
+  test('the re-connect link starts a new consent that revives the same connection', async () => {
+    const id = await env.connect();
+    const link = await deadGrantLink(id);
     const start = await env.warrant.app.inject({ url: link.pathname + link.search });
     assert.equal(start.statusCode, 302);
     const redirect = new URL(await env.sandbox.authorize(Object.fromEntries(new URL(start.headers.location as string).searchParams) as never));
@@ -111,11 +117,7 @@ describe('token lifecycle against the sandbox (4 s tokens, rotation on)', () => 
   test('a re-connect with a different account at the IdP is refused; the connection keeps its account', async () => {
     const id = await env.connect();
     assert.equal((await env.warrant.connections.get(id)).subject, 'sandbox-user');
-    const t = await env.warrant.tokens.getFreshToken(id);
-    await env.sandbox.revokeGrantOf(t.accessToken);
-    await sleep(3_200);
-    const err = await env.warrant.tokens.getFreshToken(id).catch((e) => e);
-    const link = new URL(String(err.toProblem().reauth_url));
+    const link = await deadGrantLink(id);
     const start = await env.warrant.app.inject({ url: link.pathname + link.search });
     const params = Object.fromEntries(new URL(start.headers.location as string).searchParams);
     // Someone who got hold of the link consents as another user.

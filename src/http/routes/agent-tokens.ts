@@ -6,8 +6,8 @@ import type { AuditQueue } from '../../events/audit-queue.ts';
 import type { ProxyAgent } from '../../proxy/forward.ts';
 import type { TokenService } from '../../tokens/index.ts';
 import { bearerOf } from '../auth.ts';
+import { iso } from '../../util/time.ts';
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 const minTtl = z.coerce.number().int().min(0).max(86_400);
 
 /**

@@ -4,16 +4,12 @@ import type { Logger } from 'pino';
 import type { Forwarder, ProxyAgent } from '../../proxy/index.ts';
 import { WarrantError } from '../../errors/index.ts';
 import { problemResponse } from '../problems.ts';
+import { bearerFrom } from '../auth.ts';
 import { newRequestId } from '../request-id.ts';
 import type { Metrics } from '../metrics.ts';
 
 const methods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 const PREFIX = '/v1/proxy/';
-
-function bearer(header: string | undefined): string | undefined {
-  const m = header ? /^Bearer[ ]+([\x21-\x7e]+)\s*$/i.exec(header) : null;
-  return m?.[1];
-}
 
 /**
  * `ANY /v1/proxy/{connection}/{path…}`, served on the raw node:http request ahead of Fastify's
@@ -36,7 +32,7 @@ export function rawProxyRoute(deps: {
       deps.metrics.httpRequests.observe({ method: req.method!, route: '/v1/proxy/:connection/*', status: String(res.statusCode) }, (performance.now() - started) / 1000),
     );
     try {
-      const agent = await deps.authenticate(bearer(req.headers.authorization));
+      const agent = await deps.authenticate(bearerFrom(req.headers.authorization));
       const q = url.indexOf('?');
       const pathPart = q < 0 ? url : url.slice(0, q);
       const slash = pathPart.indexOf('/', PREFIX.length);

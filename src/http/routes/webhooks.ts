@@ -3,9 +3,9 @@ import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { EVENT_PATTERN, urlProblem, type Delivery, type Webhook, type Webhooks } from '../../events/index.ts';
 import type { RouteContext } from '../app.ts';
+import { iso } from '../../util/time.ts';
 
 const id = z.object({ id: z.string().min(1).max(64) });
-const iso = (ms: number) => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));
 
 const createBody = z.strictObject({
