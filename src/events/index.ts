@@ -1,20 +1,5 @@
 export { createAuditLog, type AuditLog, type AuditInput, type AuditEntry, type AuditQuery } from './audit.ts';
 export { createEventBus, type EventBus } from './bus.ts';
 export { createAuditQueue, type AuditQueue, type Reservation } from './audit-queue.ts';
-export {
-  createWebhooks,
-  defaultRetry,
-  generateSecret,
-  matches,
-  messageId,
-  payloadOf,
-  retryDelayMs,
-  sign,
-  urlProblem,
-  EVENT_PATTERN,
-  type Webhooks,
-  type WebhooksOptions,
-  type Webhook,
-  type Delivery,
-  type RetrySettings,
-} from './webhooks.ts';
+export { createWebhooks, defaultRetry, type Webhooks, type WebhooksOptions, type Webhook, type Delivery } from './webhooks.ts';
+export { generateSecret, matches, messageId, payloadOf, retryDelayMs, sign, urlProblem, EVENT_PATTERN, type RetrySettings } from './webhook-messages.ts';

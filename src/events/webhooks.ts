@@ -18,8 +18,6 @@ import {
   type RetrySettings,
 } from './webhook-messages.ts';
 
-export { EVENT_PATTERN, generateSecret, matches, messageId, payloadOf, retryDelayMs, sign, urlProblem, type RetrySettings };
-
 // Signed webhooks (Standard Webhooks, https://www.standardwebhooks.com/). Operators' alerts are
 // audit entries first: once an entry has committed and been published on the bus, every active
 // webhook whose `events` match it gets one `webhook_deliveries` row, whose id is derived from
