@@ -237,6 +237,10 @@ async function main(): Promise<void> {
     WARRANT_PORT: '0',
     WARRANT_PROVIDERS: providersFile,
     WARRANT_LOG_LEVEL: LOG_LEVEL,
+    // One agent on one connection is a load test, far past the default rates (100 and 200 calls/s):
+    // raised out of the way, not turned off, so the limiter still runs on every call.
+    WARRANT_AGENT_RATE_PER_SECOND: '1000000',
+    WARRANT_CONNECTION_RATE_PER_SECOND: '1000000',
   };
   const config = loadConfig(env);
   const warrant = await createWarrant(config, { logger: createLogger(LOG_LEVEL), notice: () => {}, scheduler: false });
@@ -253,8 +257,9 @@ async function main(): Promise<void> {
 
   // A connection through the real authorization code + PKCE flow, and an agent with items:read on it.
   const session = await warrant.connect.createSession({ provider: 'sandbox', owner: 'bench@example.com', scopes: ['items:read'] });
-  const redirect = await sandbox.authorize(Object.fromEntries(new URL(session.authorize_url).searchParams) as never);
-  const outcome = await warrant.connect.handleCallback(new URL(redirect).searchParams);
+  const opened = await warrant.connect.openLink(session.authorize_url);
+  const redirect = await sandbox.authorize(Object.fromEntries(new URL(opened.location).searchParams) as never);
+  const outcome = await warrant.connect.handleCallback(new URL(redirect).searchParams, opened.cookieHeader);
   if (!outcome.connection) throw new Error(`connect failed: ${outcome.session.error}`);
   const conn = outcome.connection.id;
   const created = await warrant.app.inject({

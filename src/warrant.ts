@@ -1,17 +1,16 @@
 // The composition root: every layer is built here, once, from the config.
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from './config/index.ts';
+import { defaults, type Config } from './config/index.ts';
 import {
   fileKeyRingSource,
-  hashSecret,
   loadOrCreateKeyFile,
   parseKeyRing,
-  randomToken,
   staticKeyRing,
   type KeyRingSource,
 } from './crypto/index.ts';
-import { createStore, type Store } from './store/index.ts';
+import { createStore, createAdminTokens, createKeyHeartbeat, type Store } from './store/index.ts';
+import { createShutdown, trackInFlight, type ShutdownReport } from './util/shutdown.ts';
 import { loadCatalog, type Provider } from './providers/index.ts';
 import { buildApp } from './http/app.ts';
 import { createLogger } from './http/logger.ts';
@@ -26,17 +25,20 @@ import { agentTokenRoutes } from './http/routes/agent-tokens.ts';
 import { webhookRoutes } from './http/routes/webhooks.ts';
 import { createForwarder, createUpstreams, type Forwarder, type Upstreams } from './proxy/index.ts';
 import { createAuditQueue, type AuditQueue } from './events/index.ts';
-import { createMemoryLocks, createPostgresLocks, createRedisLocks, type Locks } from './locks/index.ts';
+import { createLimits, type Limits } from './limits/index.ts';
+import { createMemoryLocks, createPostgresLocks, createRedisLocks, withFallback, type Locks } from './locks/index.ts';
 import { createAuditLog, createEventBus, type AuditLog, type EventBus } from './events/index.ts';
 import { createWebhooks, type Webhooks, type WebhooksOptions } from './events/index.ts';
 import {
   createClientResolver,
   createConnectFlow,
   createConnectionService,
+  createReconnects,
   createScheduler,
   createTokenService,
   type ConnectFlow,
   type ConnectionService,
+  type Reconnects,
   type Scheduler,
   type TokenService,
 } from './tokens/index.ts';
@@ -53,19 +55,34 @@ export interface Warrant {
   tokens: TokenService;
   connections: ConnectionService;
   connect: ConnectFlow;
+  /** Re-connect links (single use, browser-bound, only while reauth_required) and confirmations. */
+  reconnects: Reconnects;
   scheduler: Scheduler;
   agents: AgentService;
   forwarder: Forwarder;
   upstreams: Upstreams;
   /** Batched audit writes of proxied calls; refuses calls while the audit cannot be written. */
   auditQueue: AuditQueue;
-  /** Signed webhooks: subscriptions, fan-out of committed events, the delivery worker. */
+  /** Per-agent and per-connection rate limits and concurrency caps of agent calls. */
+  limits: Limits;
+  /** Signed webhooks: subscriptions and the delivery worker (the audit log queues deliveries). */
   webhooks: Webhooks;
-  /** Set only on the first start without WARRANT_ADMIN_TOKEN: shown once, never stored in the clear. */
-  generatedAdminToken?: string;
-  /** Listens and starts the refresh-ahead scheduler and the webhook delivery worker. */
+  /**
+   * Set by listen() on the first start without WARRANT_ADMIN_TOKEN, once the port is bound:
+   * shown once, never stored in the clear.
+   */
+  readonly generatedAdminToken?: string;
+  /**
+   * Listens; once bound, settles the admin token (generated on the first start) and starts the
+   * refresh-ahead scheduler and the webhook delivery worker.
+   */
   listen(): Promise<string>;
-  close(): Promise<void>;
+  /**
+   * Stops accepting, drains in-flight requests and background work for at most `graceMs`
+   * (default WARRANT_SHUTDOWN_GRACE_SECONDS), then closes the rest; never waits past the grace
+   * plus a short tail for the audit flush and the store.
+   */
+  close(opts?: { graceMs?: number }): Promise<ShutdownReport>;
 }
 
 export interface WarrantOptions {
@@ -81,11 +98,14 @@ export interface WarrantOptions {
   webhooks?: false | Pick<WebhooksOptions, 'retry' | 'fetchTimeoutMs' | 'pollIntervalMs'>;
 }
 
-function locksFor(config: Config, store: Store): Locks {
-  if (config.redisUrl) return createRedisLocks(config.redisUrl);
-  if (store.dialect === 'postgres') return createPostgresLocks(store.db);
-  return createMemoryLocks();
+function locksFor(config: Config, store: Store, logger: Logger): Locks {
+  // The lock pool is apart from the work pool: a holder never waits for a connection a waiter holds.
+  const local = store.sidePool ? createPostgresLocks(store.sidePool(lockPoolSize(config.dbPoolSize))) : createMemoryLocks();
+  return config.redisUrl ? withFallback(createRedisLocks(config.redisUrl), local, logger) : local;
 }
+
+/** Connections refreshing at once on one instance, each holding one lock connection. */
+export const lockPoolSize = (workPoolSize: number) => Math.max(2, Math.ceil(workPoolSize / 2));
 
 export function keyRingFor(config: Config, notice: (m: string) => void): KeyRingSource {
   if (config.masterKey) return staticKeyRing(parseKeyRing(config.masterKey));
@@ -100,32 +120,50 @@ export function keyRingFor(config: Config, notice: (m: string) => void): KeyRing
   return fileKeyRingSource(path);
 }
 
-const ADMIN_HASH = 'admin_token_hash';
+/** One line for a later start that finds a token stored and none configured. */
+export const ADMIN_TOKEN_STORED_NOTICE =
+  'An admin token is already stored (printed on the first start). To use another: set WARRANT_ADMIN_TOKEN, ' +
+  'or run `warrant admin-token rotate` to store and print a new one.';
 
-async function adminTokenHash(store: Store, config: Config, now: number): Promise<{ hash: string; generated?: string }> {
-  if (config.adminToken) return { hash: hashSecret(config.adminToken) };
-  const stored = await store.settings.get(ADMIN_HASH);
-  if (stored) return { hash: stored };
-  const token = randomToken(32, 'wat_');
-  if (await store.settings.setIfAbsent(ADMIN_HASH, hashSecret(token), now)) return { hash: hashSecret(token), generated: token };
-  return { hash: (await store.settings.get(ADMIN_HASH))! }; // another instance won the race
-}
+/** After the grace, this long more for the audit flush and closing the store (a flush is always attempted). */
+const CLOSE_TAIL_MS = 1_000;
 
 export async function createWarrant(config: Readonly<Config>, opts: WarrantOptions = {}): Promise<Warrant> {
-  const logger = opts.logger ?? createLogger(config.logLevel);
+  const logger = opts.logger ?? createLogger(config.logLevel, { format: config.logFormat });
   const notice = opts.notice ?? ((m: string) => logger.warn(m));
   const now = opts.now ?? Date.now;
   const catalog = loadCatalog(config.providersPath);
+  const ring = keyRingFor(config, notice);
   const store = await createStore({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
-    ring: keyRingFor(config, notice),
+    poolSize: config.dbPoolSize,
+    acquireTimeoutMs: config.dbAcquireTimeoutMs,
+    ring,
     now,
   });
-  const admin = await adminTokenHash(store, config, now());
+  // Which key this instance seals with, kept current in the store: `warrant keys rotate` (any
+  // process) retires a key only once no running instance may still seal with it.
+  const keyHeartbeat = createKeyHeartbeat({
+    keys: store.keys,
+    ring,
+    now,
+    intervalMs: defaults.keyHeartbeatMs,
+    onError: (err) => logger.warn({ err }, 'could not record the key this instance seals with; retried'),
+  });
+  try {
+    await keyHeartbeat.start();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  // Generated, stored and printed only in listen(), once the port is bound: a failed bind loses nothing.
+  const adminTokens = createAdminTokens({ settings: store.settings, configured: config.adminToken, now });
+  let generatedAdminToken: string | undefined;
   const metrics = createMetrics();
   const clock = { now };
-  const locks = locksFor(config, store);
+  const locks = locksFor(config, store, logger);
+  if (store.dialect === 'sqlite') await store.connections.releaseAllClaims();
   const audit = createAuditLog({ db: store.db, dialect: store.dialect, sqliteFile: store.sqliteFile, now });
   const bus = createEventBus();
   const clients = createClientResolver({ timeoutMs: config.idpTimeoutMs, env: opts.env });
@@ -143,7 +181,8 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     logger,
     timing,
     idpTimeoutMs: config.idpTimeoutMs,
-    reauthUrl: (row) => connect.reconnectUrl(row),
+    // Agent-facing problems point at the connection, never at a re-connect link (a capability).
+    reauthUrl: async (row) => connect.statusUrl(row),
     onRefresh: (provider, outcome) => metrics.tokenRefreshes.inc({ provider, outcome }),
   });
   const connections = createConnectionService({ store, catalog, tokens, clients, audit, bus, clock, logger, timing });
@@ -153,32 +192,69 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     clients,
     clock,
     logger,
+    audit,
+    bus,
     publicUrl: config.publicUrl,
     sessionTtlSeconds: config.connectSessionTtlSeconds,
+    idpTimeoutMs: config.idpTimeoutMs,
   });
+  const reconnects = createReconnects({ store, flow: connect, catalog, audit, bus, clock, logger, timing });
   const agents = createAgentService({ store, audit, bus, clock, logger });
   const auditQueue = createAuditQueue({ audit, logger });
   const upstreams = createUpstreams();
   const forwarder = createForwarder({ store, catalog, tokens, upstreams, auditQueue, logger });
   const authenticate = (bearer: string | undefined) => agents.authenticate(bearer);
-  const webhooks = createWebhooks({ store, bus, audit, logger, clock, ...(opts.webhooks || {}) });
+  const limits = createLimits({
+    settings: {
+      agentRatePerSecond: config.agentRatePerSecond,
+      agentBurst: config.agentBurst,
+      agentConcurrency: config.agentConcurrency,
+      connectionRatePerSecond: config.connectionRatePerSecond,
+      connectionBurst: config.connectionBurst,
+      connectionConcurrency: config.connectionConcurrency,
+    },
+    redisUrl: config.redisUrl,
+    logger,
+  });
+  const webhooks = createWebhooks({
+    store,
+    bus,
+    audit,
+    logger,
+    clock,
+    extend: (e) => reconnects.webhookExtras(e),
+    allowedNetworks: config.webhookAllowedNetworks,
+    ...(opts.webhooks || {}),
+  });
   const scheduler = createScheduler({ store, tokens, clock, logger, intervalMs: config.schedulerIntervalMs });
   const app = await buildApp({
     logger,
     metrics,
     catalog,
     ping: () => store.ping(),
-    adminTokenHash: () => admin.hash,
+    verifyAdminToken: (token) => adminTokens.verify(token),
+    metricsToken: config.metricsToken,
     routes: [
       connectionRoutes(connections),
-      connectRoutes(connect),
+      connectRoutes(connect, reconnects),
       auditRoutes(audit),
       agentRoutes(agents),
-      agentTokenRoutes({ tokens, auditQueue, authenticate }),
+      agentTokenRoutes({ tokens, auditQueue, authenticate, limits }),
       webhookRoutes(webhooks),
     ],
-    rawRoutes: [rawProxyRoute({ forwarder, authenticate, logger, metrics })],
+    rawRoutes: [
+      rawProxyRoute({
+        forwarder,
+        authenticate,
+        logger,
+        metrics,
+        limits,
+        auditQueue,
+        body: { limitBytes: config.proxyBodyLimitBytes, idleTimeoutMs: config.proxyIdleTimeoutMs },
+      }),
+    ],
   });
+  const inFlight = trackInFlight(app.server); // what close() reports when it must abandon requests
 
   return {
     config,
@@ -192,29 +268,53 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     tokens,
     connections,
     connect,
+    reconnects,
     scheduler,
     agents,
     forwarder,
     upstreams,
     auditQueue,
+    limits,
     webhooks,
-    generatedAdminToken: admin.generated,
+    get generatedAdminToken() {
+      return generatedAdminToken;
+    },
     async listen() {
       const address = await app.listen({ host: config.host, port: config.port });
+      const admin = await adminTokens.ensure();
+      if (admin.kind === 'generated') generatedAdminToken = admin.token;
+      if (admin.kind === 'stored') notice(ADMIN_TOKEN_STORED_NOTICE);
       if (opts.scheduler !== false) scheduler.start();
       if (opts.webhooks !== false) webhooks.start();
       return address;
     },
-    async close() {
-      await scheduler.stop();
-      await app.close();
-      await auditQueue.close();
-      await audit.close();
-      await upstreams.close();
-      await agents.settle();
-      await webhooks.stop();
-      await locks.close();
-      await store.close();
+    async close(closeOpts = {}) {
+      const graceMs = closeOpts.graceMs ?? config.shutdownGraceSeconds * 1000;
+      const shutdown = createShutdown(logger);
+      const deadline = Date.now() + graceMs;
+      // Stop accepting and drain: requests in flight (app.close waits for them), the scheduler's
+      // tick, webhook attempts (aborted, retried on the next start) and agent bookkeeping.
+      const [requestsDone] = await Promise.all([
+        shutdown.step('http requests', () => app.close(), deadline, () => `http requests (${inFlight()} in flight)`),
+        shutdown.step('scheduler tick', () => scheduler.stop(), deadline),
+        shutdown.step('webhook worker', () => webhooks.stop(), deadline),
+        shutdown.step('agent bookkeeping', () => agents.settle(), deadline),
+      ]);
+      if (!requestsDone) app.server.closeAllConnections();
+      // What the drained work produced is flushed within the grace, or a short tail past it.
+      const tail = Math.max(deadline, Date.now() + CLOSE_TAIL_MS);
+      await shutdown.step('audit flush', () => auditQueue.close(), tail);
+      await shutdown.step('audit writer', () => audit.close(), tail);
+      // Abandoned calls may hold upstream connections that never end (a hung upstream): not waited for.
+      if (requestsDone) await shutdown.step('upstream connections', () => upstreams.close(), tail);
+      else void upstreams.close().catch(() => undefined);
+      await shutdown.step('locks', () => locks.close(), tail);
+      await shutdown.step('rate limits', () => limits.close(), tail);
+      await shutdown.step('key lease', () => keyHeartbeat.stop(), tail);
+      await shutdown.step('store', () => store.close(), tail);
+      const report = shutdown.report();
+      if (!report.drained) logger.warn({ abandoned: report.abandoned, graceMs }, 'shutdown grace ran out: work abandoned');
+      return report;
     },
   };
 }

@@ -14,6 +14,17 @@ import { authenticatedAgentOf, type AuthenticatedAgent } from './view.ts';
 // Consistency: a revocation made by this process (`invalidate`) takes effect at once. A
 // revocation (or grant change) made by another instance takes effect here within `cacheTtlMs`,
 // when the entry is reloaded. Expiry is checked against the clock on every call, never cached.
+//
+// Unknown key ids cost no query each (security review, low 16: otherwise every request with a
+// random `wrt_<key id>_…` is a store read, an unauthenticated amplifier). The process keeps the
+// set of key ids that exist — every agent's, loaded once, then the ones created since, with an
+// overlap for clock skew between instances. An id outside the set is unknown without a query;
+// a miss makes the set look again at most once per `knownIdsSyncIntervalMs` (one query in flight
+// at a time), however many ids are presented. A per-id negative cache would not do: random ids
+// never repeat. So the store reads of unknown ids are bounded by time, not by requests; the set
+// holds ids of agents in the store only (attackers cannot grow it).
+// Consistency: a key created by this process is known at once (`remember`); one created by
+// another instance is known here within `knownIdsSyncIntervalMs` of its first use.
 
 export interface AgentAuthOptions {
   /** How long a verified key's row and grants are reused before they are read again, in ms. */
@@ -22,7 +33,17 @@ export interface AgentAuthOptions {
   touchIntervalMs: number;
   /** Most keys held in the cache; the oldest entry goes first. */
   cacheMaxEntries: number;
+  /**
+   * Unknown key ids make the set of existing ids look for new ones at most once per this, in ms:
+   * also the longest a key created on another instance can be refused here.
+   */
+  knownIdsSyncIntervalMs: number;
 }
+
+/** An incremental look re-reads agents created this long before the previous look (clock skew, slow commits). */
+const KNOWN_IDS_OVERLAP_MS = 5 * 60_000;
+/** Backstop for a clock skewed past the overlap: the whole set is read again this often (when ids are missed). */
+const KNOWN_IDS_FULL_SYNC_MS = 10 * 60_000;
 
 interface Entry {
   /** The stored hash's bytes; undefined when it is not a canonical base64url hash (it then matches nothing). */
@@ -68,10 +89,37 @@ export function createAgentAuthenticator(deps: {
   /** Bumped by every invalidation: a load that started before it must not fill the cache. */
   let epoch = 0;
 
+  /** Key ids that exist in the store (as of the last look, plus those created here). */
+  const known = new Set<string>();
+  const looks = { full: false, lastStartedAt: -Infinity, lastOkAt: -Infinity, lastFullAt: -Infinity };
+  let looking: Promise<void> | undefined;
+
+  async function lookForNewIds(): Promise<void> {
+    const startedAt = clock.now();
+    looks.lastStartedAt = startedAt;
+    const full = !looks.full || startedAt - looks.lastFullAt >= KNOWN_IDS_FULL_SYNC_MS;
+    for (const id of await repo.keyIdsSince(full ? null : looks.lastOkAt - KNOWN_IDS_OVERLAP_MS)) known.add(id);
+    looks.lastOkAt = startedAt;
+    if (full) Object.assign(looks, { full: true, lastFullAt: startedAt });
+  }
+
+  /** Whether `keyId` may exist: true for a known id; for another, one look at most per interval. */
+  async function mayExist(keyId: string): Promise<boolean> {
+    if (known.has(keyId)) return true;
+    const due = !looks.full || clock.now() - looks.lastStartedAt >= options.knownIdsSyncIntervalMs;
+    if (!due && !looking) return false;
+    looking ??= lookForNewIds().finally(() => {
+      looking = undefined;
+    });
+    await looking; // a failed look fails the request as a failed query would (503)
+    return known.has(keyId);
+  }
+
   async function load(keyId: string): Promise<Entry | undefined> {
     const startedIn = epoch;
     const row = await repo.getByKeyId(keyId);
     if (!row) return undefined;
+    known.add(keyId);
     const grants = (await repo.grantsOf([row.id])).get(row.id) ?? [];
     const entry: Entry = {
       keyHash: hashBytes(row.key_hash),
@@ -122,7 +170,7 @@ export function createAgentAuthenticator(deps: {
       const key = parseApiKey(bearer);
       if (!key) throw unauthenticated('the API key is malformed');
       let entry = cache.get(key.keyId);
-      if (!entry || clock.now() - entry.loadedAt >= options.cacheTtlMs) entry = await loadOnce(key.keyId);
+      if (!entry || clock.now() - entry.loadedAt >= options.cacheTtlMs) entry = (await mayExist(key.keyId)) ? await loadOnce(key.keyId) : undefined;
       const presented = Buffer.from(hashSecret(key.secret), 'base64url');
       if (!entry) {
         sameHash(presented, DUMMY_KEY_BYTES);
@@ -136,6 +184,11 @@ export function createAgentAuthenticator(deps: {
       }
       touch(entry.agent.id, now);
       return entry.agent;
+    },
+
+    /** A key id just created by this process: usable at once, whatever the set of known ids says. */
+    remember(keyId: string): void {
+      known.add(keyId);
     },
 
     /** Drops a key (or every key) from the cache: its next use reads the store again. */

@@ -3,3 +3,4 @@ export { createAgentService, agentDefaults, type AgentService, type AgentService
 export { grantFor, type AgentView, type GrantView, type AuthenticatedAgent, type AgentGrant } from './view.ts';
 export { API_KEY_PREFIX, parseApiKey } from './keys.ts';
 export type { OrphanReason, AgentStatusFilter } from './repo.ts';
+export type { ShareView, Shares } from './shares.ts';

@@ -64,6 +64,13 @@ export function createAgentsRepo(db: Db) {
       return trx.selectFrom('agents').selectAll().where('key_id', '=', keyId).executeTakeFirst();
     },
 
+    /** Key ids of the agents created at or after `since` (of every agent when null). */
+    async keyIdsSince(since: number | null, trx: Db = db): Promise<string[]> {
+      let q = trx.selectFrom('agents').select('key_id');
+      if (since !== null) q = q.where('created_at', '>=', since);
+      return (await q.execute()).map((r) => r.key_id);
+    },
+
     /** Grants of the given agents, grouped by agent id, in the order they were given. */
     async grantsOf(agentIds: string[], trx: Db = db): Promise<Map<string, GrantRow[]>> {
       const byAgent = new Map<string, GrantRow[]>(agentIds.map((id) => [id, []]));

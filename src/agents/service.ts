@@ -6,6 +6,7 @@ import type { AgentRow, Db, GrantRow, Store } from '../store/index.ts';
 import { createAgentAuthenticator, type AgentAuthOptions } from './auth.ts';
 import { mintApiKey } from './keys.ts';
 import { createAgentsRepo, type AgentStatusFilter } from './repo.ts';
+import { createShares, createSharesRepo } from './shares.ts';
 import { scopeList, viewOf, type AgentView } from './view.ts';
 
 /** Every option of the agent service and its default. */
@@ -15,6 +16,8 @@ export const agentDefaults: AgentAuthOptions & { maxGrants: number; maxNameLengt
   /** last_used_at is written at most once a minute per agent. */
   touchIntervalMs: 60_000,
   cacheMaxEntries: 10_000,
+  /** An unknown key id makes at most one look for new agents per second: the most a key made on another instance is refused. */
+  knownIdsSyncIntervalMs: 1_000,
   maxGrants: 100,
   maxNameLength: 100,
 };
@@ -42,6 +45,8 @@ export function createAgentService(deps: AgentServiceDeps) {
   const options = { ...agentDefaults, ...deps.options };
   const repo = createAgentsRepo(store.db);
   const auth = createAgentAuthenticator({ repo, clock, logger: deps.logger, options });
+  const sharesRepo = createSharesRepo(store.db);
+  const shares = createShares({ store, audit, bus, clock, repo: sharesRepo, invalidate: auth.invalidate });
 
   async function viewsOf(rows: AgentRow[], trx?: Db): Promise<AgentView[]> {
     const grants = await repo.grantsOf(
@@ -67,17 +72,26 @@ export function createAgentService(deps: AgentServiceDeps) {
   }
 
   /** Checks each grant against its connection (inside the creating transaction) and normalizes it. */
-  async function checkGrants(grants: CreateAgentInput['grants'], trx: Db) {
+  async function checkGrants(grants: CreateAgentInput['grants'], owner: string, trx: Db) {
     if (!grants.length) throw invalidRequest('grants', 'at least one grant is required');
     if (grants.length > options.maxGrants) throw invalidRequest('grants', `at most ${options.maxGrants} grants`);
     const seen = new Set<string>();
-    const out: { connection: string; scopes: string[]; token_export: boolean }[] = [];
+    const out: { connection: string; scopes: string[]; token_export: boolean; shared?: true }[] = [];
     for (const [i, g] of grants.entries()) {
       if (seen.has(g.connection)) throw invalidRequest(`grants[${i}].connection`, `connection ${g.connection} is granted twice; merge the grants`);
       seen.add(g.connection);
       const connection = await store.connections.get(g.connection, trx);
       if (!connection) throw invalidRequest(`grants[${i}].connection`, `no connection ${g.connection}`);
       if (connection.status === 'revoked') throw invalidRequest(`grants[${i}].connection`, `connection ${g.connection} is revoked`);
+      // Another owner's connection only with that owner's allowance (shares.ts); checked before
+      // the scopes, so a refusal tells nothing of what the connection holds.
+      const shared = connection.owner !== owner;
+      if (shared && !(await sharesRepo.has(g.connection, owner, trx))) {
+        throw invalidRequest(
+          `grants[${i}].connection`,
+          `connection ${g.connection} belongs to another owner; its owner must share it with ${owner} first (POST /v1/connections/${g.connection}/shares)`,
+        );
+      }
       const scopes = [...new Set(g.scopes)];
       if (!scopes.length) throw invalidRequest(`grants[${i}].scopes`, 'at least one scope is required');
       const held = new Set(scopeList(connection.scopes));
@@ -85,7 +99,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       if (notHeld.length) {
         throw invalidRequest(`grants[${i}].scopes`, `connection ${g.connection} does not hold ${notHeld.join(', ')} (it holds ${[...held].join(', ') || 'no scopes'})`);
       }
-      out.push({ connection: g.connection, scopes, token_export: g.token_export ?? false });
+      out.push({ connection: g.connection, scopes, token_export: g.token_export ?? false, ...(shared ? { shared: true as const } : {}) });
     }
     return out;
   }
@@ -96,6 +110,8 @@ export function createAgentService(deps: AgentServiceDeps) {
     invalidate: auth.invalidate,
     /** Waits for in-flight last_used_at writes (call before closing the store). */
     settle: auth.settle,
+    /** Cross-owner allowances: a connection's owner lets another owner's agents be granted it. */
+    shares,
 
     /**
      * Creates an agent with its grants and an `agent.created` audit entry, in one transaction.
@@ -112,7 +128,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       const { row, grantRows, entries } = await store.transaction(async (trx) => {
         const owner = await store.owners.get(input.owner, trx);
         if (owner?.status === 'offboarded') throw new WarrantError('conflict', `owner ${input.owner} is offboarded`, { owner: input.owner });
-        const grants = await checkGrants(input.grants, trx);
+        const grants = await checkGrants(input.grants, input.owner, trx);
         await store.owners.ensure(input.owner, now, trx);
         const row: AgentRow = {
           id,
@@ -147,6 +163,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         );
         return { row, grantRows, entries };
       });
+      auth.remember(key.keyId);
       bus.publish(entries);
       return { ...viewOf(row, grantRows, now), api_key: key.apiKey };
     },

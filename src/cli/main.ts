@@ -3,6 +3,9 @@ import { serveCommand } from './serve.ts';
 import { sandboxCommand } from './sandbox.ts';
 import { keysCommand } from './keys.ts';
 import { providersCommand } from './providers.ts';
+import { adminTokenCommand } from './admin-token.ts';
+import { KeyCheckError } from '../store/index.ts';
+import { FileModeError } from '../util/file-modes.ts';
 
 export function buildCli(): Command {
   const program = new Command('warrant')
@@ -13,6 +16,7 @@ export function buildCli(): Command {
   program.addCommand(sandboxCommand());
   program.addCommand(keysCommand());
   program.addCommand(providersCommand());
+  program.addCommand(adminTokenCommand());
   return program;
 }
 
@@ -24,6 +28,8 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode);
     process.stderr.write(`warrant: ${(err as Error).message}\n`);
-    process.exit(1);
+    // 78 = EX_CONFIG: the key ring cannot open the store, or the data dir or key file is open to
+    // other users (a supervisor should not just restart it).
+    process.exit(err instanceof KeyCheckError || err instanceof FileModeError ? err.exitCode : 1);
   }
 }

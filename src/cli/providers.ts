@@ -31,7 +31,8 @@ export function providersCommand(): Command {
     .command('validate <path>')
     .description('Check a provider definition file, or a folder of them, against the schema')
     .action((path: string) => {
-      const defs = readProviderPath(path);
+      // Resolved against the built-in catalog, as `serve` would (`extends:` names a built-in entry).
+      const defs = readProviderPath(path, loadCatalog());
       for (const d of defs) process.stdout.write(`ok  ${d.id}\n`);
     });
   return providers;

@@ -20,4 +20,31 @@ export const defaults = {
   connectSessionTtlSeconds: 600,
   /** WARRANT_SCHEDULER_INTERVAL_MS: how often the refresh-ahead scheduler looks for due connections. */
   schedulerIntervalMs: 5_000,
+  /** WARRANT_DB_POOL_SIZE: PostgreSQL connections for the work (the scheduler claims 4 per provider, the proxy reads per call). */
+  dbPoolSize: 20,
+  /** WARRANT_DB_ACQUIRE_TIMEOUT_MS: longest wait for a pooled PostgreSQL connection; past it the request answers 503 `unavailable`. */
+  dbAcquireTimeoutMs: 5_000,
+  /** WARRANT_SHUTDOWN_GRACE_SECONDS: on SIGTERM, drain in-flight work this long, then abandon it (exit code 1). */
+  shutdownGraceSeconds: 10,
+  /** WARRANT_AGENT_RATE_PER_SECOND: proxied calls, token exports and leases per second per agent (0 = off). */
+  agentRatePerSecond: 100,
+  /** WARRANT_AGENT_BURST / WARRANT_CONNECTION_BURST, when unset: this many seconds' worth of the rate. */
+  burstPerRate: 2,
+  /** WARRANT_AGENT_CONCURRENCY: calls in flight per agent on one instance (0 = off). */
+  agentConcurrency: 64,
+  /** WARRANT_CONNECTION_RATE_PER_SECOND: calls per second per connection, all its agents together (0 = off). */
+  connectionRatePerSecond: 200,
+  /** WARRANT_CONNECTION_CONCURRENCY: calls in flight per connection on one instance (0 = off). */
+  connectionConcurrency: 128,
+  /** WARRANT_PROXY_BODY_LIMIT_BYTES: largest request body the proxy forwards (100 MiB). */
+  proxyBodyLimitBytes: 100 * 1024 * 1024,
+  /** WARRANT_PROXY_IDLE_TIMEOUT_MS: a proxied request body idle this long answers 408. */
+  proxyIdleTimeoutMs: 30_000,
+  /** WARRANT_WEBHOOK_ALLOWED_NETWORKS: networks webhooks may reach although not public (none: private, loopback, link-local refused). */
+  webhookAllowedNetworks: [] as readonly string[],
+  /** Failed admin authentications per second per client address, in-process; past the burst they answer 429. */
+  adminAuthFailuresPerSecond: 10,
+  adminAuthFailureBurst: 20,
+  /** Instances re-stamp the key they seal with this often (`key_usage`), and on changing it. */
+  keyHeartbeatMs: 60_000,
 } as const;

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { defaults } from './defaults.ts';
+import { cidrProblem } from '../util/addresses.ts';
 
 export { defaults };
 
@@ -12,7 +13,17 @@ export class ConfigError extends Error {
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().min(0);
+const nonNegative = z.coerce.number().min(0);
 const httpUrl = z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' });
+/** A comma list of networks (`10.0.0.0/8,fd00::/8`, a bare address is one host). */
+const networkList = z
+  .string()
+  .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+  .superRefine((list, ctx) => {
+    const problem = list.map(cidrProblem).find(Boolean);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
 // Each entry: environment variable → schema. The variable name is what a bad value's message names.
 const variables = {
@@ -30,6 +41,21 @@ const variables = {
   WARRANT_HTTP_TIMEOUT_MS: positiveInt,
   WARRANT_CONNECT_SESSION_TTL_SECONDS: positiveInt,
   WARRANT_SCHEDULER_INTERVAL_MS: positiveInt,
+  WARRANT_DB_POOL_SIZE: positiveInt,
+  WARRANT_DB_ACQUIRE_TIMEOUT_MS: positiveInt,
+  WARRANT_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).max(3600),
+  WARRANT_LOG_FORMAT: z.enum(['json', 'pretty']),
+  WARRANT_AGENT_RATE_PER_SECOND: nonNegative,
+  WARRANT_AGENT_BURST: positiveInt,
+  WARRANT_AGENT_CONCURRENCY: nonNegativeInt,
+  WARRANT_CONNECTION_RATE_PER_SECOND: nonNegative,
+  WARRANT_CONNECTION_BURST: positiveInt,
+  WARRANT_CONNECTION_CONCURRENCY: nonNegativeInt,
+  WARRANT_PROXY_BODY_LIMIT_BYTES: positiveInt,
+  WARRANT_PROXY_IDLE_TIMEOUT_MS: positiveInt,
+  WARRANT_WEBHOOK_ALLOWED_NETWORKS: networkList,
+  WARRANT_METRICS_TOKEN: z.string().min(16, { message: 'must be at least 16 characters' }),
+  WARRANT_ALLOW_INSECURE_HTTP: z.enum(['0', '1', 'true', 'false'], { message: 'must be 1 or 0' }),
   WARRANT_CONFIG: z.string().min(1),
 } as const;
 
@@ -55,8 +81,37 @@ export interface Config {
   idpTimeoutMs: number;
   connectSessionTtlSeconds: number;
   schedulerIntervalMs: number;
+  /** PostgreSQL pool size (the lock pool is sized apart from it). */
+  dbPoolSize: number;
+  /** Longest wait for a pooled PostgreSQL connection before answering 503 `unavailable`. */
+  dbAcquireTimeoutMs: number;
+  /** SIGTERM: drain in-flight work this long, then abandon it and exit non-zero. */
+  shutdownGraceSeconds: number;
+  /** Unset: pretty on a TTY, JSON otherwise. */
+  logFormat?: 'json' | 'pretty';
+  /** Calls per second per agent (token bucket; 0 = off), shared across instances through Redis. */
+  agentRatePerSecond: number;
+  /** Calls an agent may make at once above its rate. */
+  agentBurst: number;
+  /** Calls in flight per agent on one instance (0 = off). */
+  agentConcurrency: number;
+  /** Calls per second per connection, all its agents together (0 = off). */
+  connectionRatePerSecond: number;
+  connectionBurst: number;
+  /** Calls in flight per connection on one instance (0 = off). */
+  connectionConcurrency: number;
+  /** Largest request body the proxy forwards, in bytes. */
+  proxyBodyLimitBytes: number;
+  /** A proxied request body that sends nothing for this long fails with 408. */
+  proxyIdleTimeoutMs: number;
+  /** Networks webhooks may reach although they are not public; empty: only public addresses. */
+  webhookAllowedNetworks: readonly string[];
   /** `embedded` = SQLite in the data dir; `postgres` = DATABASE_URL. */
   storeKind: 'embedded' | 'postgres';
+  /** Bearer token `/metrics` wants; unset: `/metrics` is open. */
+  metricsToken?: string;
+  /** WARRANT_ALLOW_INSECURE_HTTP=1: accept a plain `http://` public URL on a non-loopback host. */
+  allowInsecureHttp: boolean;
 }
 
 /**
@@ -102,12 +157,60 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     idpTimeoutMs: parsed.WARRANT_HTTP_TIMEOUT_MS ?? defaults.idpTimeoutMs,
     connectSessionTtlSeconds: parsed.WARRANT_CONNECT_SESSION_TTL_SECONDS ?? defaults.connectSessionTtlSeconds,
     schedulerIntervalMs: parsed.WARRANT_SCHEDULER_INTERVAL_MS ?? defaults.schedulerIntervalMs,
+    dbPoolSize: parsed.WARRANT_DB_POOL_SIZE ?? defaults.dbPoolSize,
+    dbAcquireTimeoutMs: parsed.WARRANT_DB_ACQUIRE_TIMEOUT_MS ?? defaults.dbAcquireTimeoutMs,
+    shutdownGraceSeconds: parsed.WARRANT_SHUTDOWN_GRACE_SECONDS ?? defaults.shutdownGraceSeconds,
+    logFormat: parsed.WARRANT_LOG_FORMAT,
+    ...rateSettings(parsed),
+    proxyBodyLimitBytes: parsed.WARRANT_PROXY_BODY_LIMIT_BYTES ?? defaults.proxyBodyLimitBytes,
+    proxyIdleTimeoutMs: parsed.WARRANT_PROXY_IDLE_TIMEOUT_MS ?? defaults.proxyIdleTimeoutMs,
+    webhookAllowedNetworks: parsed.WARRANT_WEBHOOK_ALLOWED_NETWORKS ?? defaults.webhookAllowedNetworks,
     storeKind: parsed.DATABASE_URL ? 'postgres' : 'embedded',
+    metricsToken: parsed.WARRANT_METRICS_TOKEN,
+    allowInsecureHttp: parsed.WARRANT_ALLOW_INSECURE_HTTP === '1' || parsed.WARRANT_ALLOW_INSECURE_HTTP === 'true',
   };
+  checkPublicUrl(config, parsed.WARRANT_PUBLIC_URL !== undefined);
   if (config.storeKind === 'postgres' && !config.masterKey) {
     throw new ConfigError('WARRANT_MASTER_KEY: required with DATABASE_URL (a generated key is for the embedded mode only)');
   }
   return Object.freeze(config);
+}
+
+/** The agent and connection limits; a burst left unset is twice the rate (at least 1). */
+function rateSettings(parsed: Parsed) {
+  const agentRatePerSecond = parsed.WARRANT_AGENT_RATE_PER_SECOND ?? defaults.agentRatePerSecond;
+  const connectionRatePerSecond = parsed.WARRANT_CONNECTION_RATE_PER_SECOND ?? defaults.connectionRatePerSecond;
+  return {
+    agentRatePerSecond,
+    agentBurst: parsed.WARRANT_AGENT_BURST ?? Math.max(1, Math.ceil(agentRatePerSecond * defaults.burstPerRate)),
+    agentConcurrency: parsed.WARRANT_AGENT_CONCURRENCY ?? defaults.agentConcurrency,
+    connectionRatePerSecond,
+    connectionBurst: parsed.WARRANT_CONNECTION_BURST ?? Math.max(1, Math.ceil(connectionRatePerSecond * defaults.burstPerRate)),
+    connectionConcurrency: parsed.WARRANT_CONNECTION_CONCURRENCY ?? defaults.connectionConcurrency,
+  };
+}
+
+/** 127.0.0.0/8, ::1 (IPv4-mapped too), `localhost` and names under it (RFC 6761 §6.3). */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+  if (host === 'localhost' || host.endsWith('.localhost') || host === '::1') return true;
+  const v4 = /^(?:::ffff:)?(\d+)\.\d+\.\d+\.\d+$/.exec(host);
+  if (v4) return v4[1] === '127';
+  // The URL parser writes an IPv4-mapped address in hex: ::ffff:7f00:1 is 127.0.0.1.
+  return /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(host);
+}
+
+/**
+ * Browsers carry authorization codes and connect-session cookies to the public URL: plain HTTP
+ * to anything but this machine exposes them on the network (RFC 9700 §4.1.1, §4.1.3).
+ */
+function checkPublicUrl(config: Config, explicit: boolean): void {
+  const url = new URL(config.publicUrl);
+  if (url.protocol !== 'http:' || isLoopbackHost(url.hostname) || config.allowInsecureHttp) return;
+  const what = explicit ? `is http:// on a non-loopback host (${url.hostname})` : `is unset, and the default http://${url.host} is not on a loopback host`;
+  throw new ConfigError(
+    `WARRANT_PUBLIC_URL: ${what}; set it to the https:// URL browsers reach, or set WARRANT_ALLOW_INSECURE_HTTP=1 to accept plain HTTP`,
+  );
 }
 
 function readConfigFile(file: string): Record<string, string> {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { assertOwnerOnly, ensurePrivateDir } from '../util/file-modes.ts';
 
 /** The key-encryption keys Warrant knows; the first is active (new seals use it). */
 export interface KeyRing {
@@ -60,13 +61,17 @@ export function generateKeySpec(id = `k${Date.now().toString(36)}`): string {
 export const keyFileName = 'master.key';
 
 /**
- * The embedded mode's key file: one `id:base64` per line, first active. Created with mode 0600.
+ * The embedded mode's key file: one `id:base64` per line, first active. Created with mode 0600 in a
+ * 0700 data dir; an existing dir or file that other users may read stops start-up (FileModeError).
  * Returns the ring and whether the file was just created (the caller warns once).
  */
 export function loadOrCreateKeyFile(dataDir: string): { ring: KeyRing; created: boolean; path: string } {
   const path = join(dataDir, keyFileName);
-  if (existsSync(path)) return { ring: parseKeyRing(readFileSync(path, 'utf8'), path), created: false, path };
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  ensurePrivateDir(dataDir);
+  if (existsSync(path)) {
+    assertOwnerOnly(path, 'file');
+    return { ring: parseKeyRing(readFileSync(path, 'utf8'), path), created: false, path };
+  }
   writeKeyFile(path, [generateKeySpec()]);
   return { ring: parseKeyRing(readFileSync(path, 'utf8'), path), created: true, path };
 }

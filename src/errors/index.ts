@@ -10,6 +10,7 @@ export const problemTypes = {
   reauth_required: { status: 424, title: 'The upstream grant is revoked or expired for good; the owner must connect again' },
   refresh_unavailable: { status: 503, title: 'The identity provider is failing and no valid token is left' },
   upstream_rate_limited: { status: 429, title: 'The upstream kept rate limiting after the allowed retries' },
+  rate_limited: { status: 429, title: "Warrant's own per-agent or per-connection limit was reached" },
   upstream_unavailable: { status: 502, title: 'The upstream could not be reached after the allowed retries' },
   upstream_auth_failed: { status: 401, title: 'The upstream refused a freshly refreshed token' },
   invalid_request: { status: 400, title: 'The request is malformed' },

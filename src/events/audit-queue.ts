@@ -12,6 +12,11 @@ export interface AuditQueueOptions {
   flushIntervalMs?: number;
   /** Consecutive write failures after which the queue refuses new reservations. */
   failuresBeforeRefusing?: number;
+  /**
+   * Slots one key (an agent) may hold reserved at once: its fair share, so one agent's stalled
+   * calls cannot hold the capacity every other agent needs. Default: a twentieth of the capacity.
+   */
+  perKeyCapacity?: number;
 }
 
 export interface Reservation {
@@ -26,14 +31,17 @@ export interface Reservation {
  * a request reserves its slot before it does anything (so a full queue refuses the call up
  * front), commits its entry when done, and entries are written in batches, one transaction
  * each, retried until written. While writes keep failing the queue refuses new reservations:
- * the proxy stops rather than run unaudited.
+ * the proxy stops rather than run unaudited. A reservation made for a key (the agent) counts
+ * against that key's share until it is committed or cancelled.
  */
 export function createAuditQueue(opts: AuditQueueOptions) {
   const capacity = opts.capacity ?? 10_000;
   const batchSize = opts.batchSize ?? 500;
   const flushIntervalMs = opts.flushIntervalMs ?? 25;
   const failLimit = opts.failuresBeforeRefusing ?? 3;
+  const perKey = Math.max(1, opts.perKeyCapacity ?? Math.floor(capacity / 20));
   const pending: AuditInput[] = [];
+  const heldBy = new Map<string, number>();
   let reserved = 0;
   let failures = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -72,27 +80,43 @@ export function createAuditQueue(opts: AuditQueueOptions) {
   }
 
   return {
-    /** A slot for one entry, or undefined when the queue is full or the store is failing. */
-    reserve(): Reservation | undefined {
+    /**
+     * A slot for one entry, or undefined when the queue is full, the store is failing, or `key`
+     * (an agent id) already holds its share (`hasShareLeft` tells which).
+     */
+    reserve(key?: string): Reservation | undefined {
       if (closed || failures >= failLimit || pending.length + reserved >= capacity) return undefined;
+      const held = key === undefined ? 0 : (heldBy.get(key) ?? 0);
+      if (held >= perKey) return undefined;
       reserved++;
+      if (key !== undefined) heldBy.set(key, held + 1);
       let done = false;
+      const release = () => {
+        done = true;
+        reserved--;
+        if (key === undefined) return;
+        const n = heldBy.get(key)! - 1;
+        if (n === 0) heldBy.delete(key);
+        else heldBy.set(key, n);
+      };
       return {
         commit(entry) {
           if (done) return;
-          done = true;
-          reserved--;
+          release();
           pending.push(entry);
           if (pending.length >= batchSize) void flush();
           else schedule();
         },
         cancel() {
           if (done) return;
-          done = true;
-          reserved--;
+          release();
         },
       };
     },
+    /** Whether `key` may reserve another slot as far as its share goes (the queue may still be full). */
+    hasShareLeft: (key: string) => (heldBy.get(key) ?? 0) < perKey,
+    /** Slots one key may hold at once. */
+    perKeyCapacity: perKey,
     healthy: () => !closed && failures < failLimit,
     depth: () => pending.length + reserved,
     flush,

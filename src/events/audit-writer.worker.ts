@@ -2,10 +2,12 @@
 // to the hash chain, so the synchronous SQLite work of thousands of audit entries a second never
 // runs on the event loop that serves requests. Both connections take the write lock before
 // reading the chain head (BEGIN IMMEDIATE here, and in every transaction of the main connection),
-// so the chain has one head at a time.
+// so the chain has one head at a time. The webhook deliveries an entry causes are queued in the
+// same transaction (outbox.ts), as on the main connection.
 import { parentPort, workerData } from 'node:worker_threads';
 import SQLite from 'better-sqlite3';
 import { GENESIS, chainRows, type ChainInput, type ChainRow } from './chain.ts';
+import { deliverable, outboxRows, type OutboxHook } from './outbox.ts';
 
 interface AppendMessage {
   id: number;
@@ -20,10 +22,18 @@ const head = db.prepare('select hash from audit_events order by seq desc limit 1
 const insert = db.prepare(
   'insert into audit_events (id, at, type, actor, subject, data, prev_hash, hash) values (@id, @at, @type, @actor, @subject, @data, @prev_hash, @hash)',
 );
+const activeHooks = db.prepare("select id, events from webhooks where status = 'active'");
+const queue = db.prepare(
+  'insert into webhook_deliveries (id, webhook_id, event_id, status, attempts, next_attempt_at, created_at) values (@id, @webhook_id, @event_id, @status, @attempts, @next_attempt_at, @created_at)',
+);
 const append = db.transaction((inputs: ChainInput[]) => {
   const last = head.get() as { hash: string } | undefined;
   const rows = chainRows(last?.hash ?? GENESIS, inputs, Date.now);
-  return rows.map((r): ChainRow & { seq: number } => ({ ...r, seq: Number(insert.run(r).lastInsertRowid) }));
+  const appended = rows.map((r): ChainRow & { seq: number } => ({ ...r, seq: Number(insert.run(r).lastInsertRowid) }));
+  if (rows.some((r) => deliverable(r.type))) {
+    for (const d of outboxRows(activeHooks.all() as OutboxHook[], rows, Date.now())) queue.run(d);
+  }
+  return appended;
 });
 
 parentPort!.on('message', (msg: AppendMessage | 'close') => {

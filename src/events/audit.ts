@@ -1,10 +1,13 @@
 import { Worker } from 'node:worker_threads';
 import { GENESIS, chainRows, hashOf, type ChainRow } from './chain.ts';
+import { writeOutbox } from './outbox.ts';
 import { sql } from 'kysely';
 import type { Db, Dialect, AuditEventRow } from '../store/index.ts';
 
 // A hash chain: each entry's hash covers its content and the previous entry's hash, so an
 // edited, removed or reordered entry breaks every hash after it. `verify()` walks the chain.
+// Each append also queues, in its own transaction, the webhook deliveries its entries cause
+// (outbox.ts): an alert commits with the event or not at all.
 
 export interface AuditInput {
   type: string;
@@ -43,11 +46,13 @@ export function createAuditLog(deps: { db: Db; dialect: Dialect; now: () => numb
     rows.map((r, i) => ({ ...r, data: inputs[i]!.data ?? {} }));
 
   async function appendIn(trx: Db, inputs: AuditInput[]): Promise<AuditEntry[]> {
-    if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(${CHAIN_LOCK})`.execute(trx);
+    // Keyed by schema too: each Warrant schema on a shared server has a chain of its own.
+    if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(${CHAIN_LOCK}, hashtext(current_schema()))`.execute(trx);
     const last = await trx.selectFrom('audit_events').select('hash').orderBy('seq', 'desc').limit(1).executeTakeFirst();
     const rows = chainRows(last?.hash ?? GENESIS, inputs, deps.now);
     // One multi-row statement; RETURNING gives the seqs in insertion order on both dialects.
     const inserted = await trx.insertInto('audit_events').values(rows).returning('seq').execute();
+    await writeOutbox(trx, rows, deps.now());
     return entriesOf(rows.map((r, i) => ({ ...r, seq: Number(inserted[i]!.seq) })), inputs);
   }
 
@@ -55,8 +60,9 @@ export function createAuditLog(deps: { db: Db; dialect: Dialect; now: () => numb
 
   return {
     /**
-     * Appends entries in order. Inside `trx` they commit with the caller's change; without it they
-     * get a transaction of their own. Appends are serialized (the chain has one head).
+     * Appends entries in order, with the webhook deliveries they cause. Inside `trx` they commit
+     * with the caller's change; without it they get a transaction of their own. Appends are
+     * serialized (the chain has one head).
      */
     async append(inputs: AuditInput | AuditInput[], trx?: Db): Promise<AuditEntry[]> {
       const list = Array.isArray(inputs) ? inputs : [inputs];

@@ -17,6 +17,8 @@ export interface RetrySettings {
 }
 
 const SECRET_PREFIX = 'whsec_';
+/** The code of a delivery refused because its address is not public (webhook-target.ts). */
+export const ADDRESS_REFUSED = 'EWARRANT_ADDRESS_REFUSED';
 /** `*`, an exact type (`connection.revoked`) or a prefix wildcard (`connection.*`). */
 export const EVENT_PATTERN = /^(\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?)$/;
 const MAX_URL_LENGTH = 2048;
@@ -77,6 +79,7 @@ export function describe(err: unknown): string {
     UND_ERR_SOCKET: 'connection closed by the receiver',
     ENOTFOUND: 'host not found',
     EAI_AGAIN: 'host lookup failed',
+    [ADDRESS_REFUSED]: 'address not allowed (not public)',
   };
   return known[code] ?? (/^[A-Z_]+$/.test(code) ? `request failed (${code})` : 'request failed');
 }

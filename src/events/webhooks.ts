@@ -2,14 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
 import type { Logger } from 'pino';
 import { invalidRequest, notFound } from '../errors/index.ts';
-import type { Store, WebhookRow } from '../store/index.ts';
-import type { AuditEntry, AuditLog } from './audit.ts';
+import type { AuditEventRow, Store, WebhookRow } from '../store/index.ts';
+import type { AuditLog } from './audit.ts';
 import type { EventBus } from './bus.ts';
+import { deliverable } from './outbox.ts';
 import {
   describe,
   generateSecret,
-  matches,
-  messageId,
   payloadOf,
   retryDelayMs,
   sign,
@@ -17,14 +16,15 @@ import {
   EVENT_PATTERN,
   type RetrySettings,
 } from './webhook-messages.ts';
+import { createWebhookTarget, type WebhookTargetOptions } from './webhook-target.ts';
 
 // Signed webhooks (Standard Webhooks, https://www.standardwebhooks.com/). Operators' alerts are
-// audit entries first: once an entry has committed and been published on the bus, every active
-// webhook whose `events` match it gets one `webhook_deliveries` row, whose id is derived from
-// (webhook, event) — the same event can never be queued twice for one webhook. A worker claims
-// due rows (SKIP LOCKED on PostgreSQL, so instances share the work), POSTs them, and retries with
-// backoff. Delivery is at least once: receivers dedupe on `webhook-id`, which retries keep.
-
+// audit entries first, and the transaction that appends an entry also queues one
+// `webhook_deliveries` row per active webhook whose `events` match it (outbox.ts), whose id is
+// derived from (webhook, event). This module only sends: a worker claims due rows (SKIP LOCKED on
+// PostgreSQL, so instances share the work), POSTs them, and retries with backoff; a publication on
+// the bus only wakes it. Delivery is at least once: receivers dedupe on `webhook-id`, which
+// retries, restarts and other instances keep.
 
 /** 5 s, 20 s, 80 s, ~5 min, ~21 min, 1 h, 1 h (±20% jitter): about 2.5 h before giving up. */
 export const defaultRetry: RetrySettings = { baseMs: 5_000, factor: 4, capMs: 3_600_000, maxAttempts: 8 };
@@ -48,6 +48,18 @@ export interface WebhooksOptions {
   leaseMs?: number;
   retry?: Partial<RetrySettings>;
   random?: () => number;
+  /**
+   * Members added to an event's `data` as it is sent, never stored: e.g. a fresh single-use
+   * re-connect link for `connection.reauth_required`, which the audit entry must not hold.
+   */
+  extend?: (event: AuditEventRow) => Promise<Record<string, unknown> | undefined>;
+  /**
+   * Networks webhooks may reach although they are not public (WARRANT_WEBHOOK_ALLOWED_NETWORKS);
+   * none by default: private, loopback and link-local targets are refused (webhook-target.ts).
+   */
+  allowedNetworks?: WebhookTargetOptions['allowedNetworks'];
+  /** Name resolution for the target check (default node:dns). */
+  lookup?: WebhookTargetOptions['lookup'];
 }
 
 export interface Webhook {
@@ -95,33 +107,15 @@ export function createWebhooks(opts: WebhooksOptions) {
   const concurrency = opts.concurrency ?? 8;
   const leaseMs = opts.leaseMs ?? fetchTimeoutMs + 30_000;
   const secretKey = (id: string) => ({ scope: 'webhook', ref: id, field: 'secret' });
+  const target = createWebhookTarget({ allowedNetworks: opts.allowedNetworks, lookup: opts.lookup });
 
-  // ---- fan-out: one delivery row per matching webhook, for each committed event ----
-
-  const fanning = new Set<Promise<void>>();
+  // Deliveries are queued by the event's own transaction; a committed event only means "look now".
   let unsubscribe: (() => void) | undefined;
-
-  async function fanOut(e: AuditEntry): Promise<void> {
-    const hooks = await db.selectFrom('webhooks').selectAll().where('status', '=', 'active').execute();
-    const at = now();
-    const rows = hooks
-      .filter((h) => matches(parseEvents(h.events), e.type))
-      .map((h) => ({ id: messageId(h.id, e.id), webhook_id: h.id, event_id: e.id, status: 'pending' as const, attempts: 0, next_attempt_at: at, created_at: at }));
-    if (!rows.length) return;
-    // The id is derived from (webhook, event): a second publication of the same entry is a no-op.
-    await db.insertInto('webhook_deliveries').values(rows).onConflict((oc) => oc.column('id').doNothing()).execute();
-    wake();
-  }
-
-  function subscribe(): void {
+  const subscribe = () => {
     unsubscribe ??= bus.on('*', (e) => {
-      const p = fanOut(e)
-        .catch((err) => logger.error({ err, event: e.id, type: e.type }, 'webhook fan-out failed'))
-        .finally(() => fanning.delete(p));
-      fanning.add(p);
+      if (deliverable(e.type)) wake();
     });
-  }
-  subscribe();
+  };
 
   // ---- delivery worker ----
 
@@ -157,7 +151,8 @@ export function createWebhooks(opts: WebhooksOptions) {
   async function send(url: string, headers: Record<string, string>, body: string): Promise<Outcome> {
     const deadline = AbortSignal.timeout(fetchTimeoutMs);
     const signal = AbortSignal.any([abort.signal, deadline]);
-    dispatcher ??= new Agent({ connect: { timeout: fetchTimeoutMs }, headersTimeout: fetchTimeoutMs, bodyTimeout: fetchTimeoutMs });
+    // The connector re-checks the address at connect time (DNS rebinding).
+    dispatcher ??= new Agent({ connect: target.connector({ timeout: fetchTimeoutMs }), headersTimeout: fetchTimeoutMs, bodyTimeout: fetchTimeoutMs });
     try {
       // undici's request() never follows redirects: a 3xx is a failed attempt like any non-2xx.
       const res = await request(url, { method: 'POST', headers, body, signal, dispatcher });
@@ -195,7 +190,7 @@ export function createWebhooks(opts: WebhooksOptions) {
       await settle(row, { status: 'failed', next_attempt_at: null, last_error: missing ?? 'unknown' });
       return;
     }
-    const body = payloadOf(event);
+    const body = await payloadFor(event);
     const timestamp = Math.floor(now() / 1000);
     const outcome = await send(hook.url, {
       'content-type': 'application/json',
@@ -223,6 +218,14 @@ export function createWebhooks(opts: WebhooksOptions) {
       await settle(row, { attempts, next_attempt_at: at + delay, last_status: outcome.status ?? null, last_error: outcome.error ?? null });
       logger.warn({ ...log, attempts, status: outcome.status, error: outcome.error, retry_in_ms: delay }, 'webhook delivery failed; will retry');
     }
+  }
+
+  async function payloadFor(event: AuditEventRow): Promise<string> {
+    const body = payloadOf(event);
+    const extra = opts.extend ? await opts.extend(event).catch(() => undefined) : undefined;
+    if (!extra) return body;
+    const parsed = JSON.parse(body) as { data: Record<string, unknown> };
+    return JSON.stringify({ ...parsed, data: { ...parsed.data, ...extra } });
   }
 
   async function tick(): Promise<number> {
@@ -275,6 +278,8 @@ export function createWebhooks(opts: WebhooksOptions) {
     async create(url: string, events: string[], actor = 'admin'): Promise<Webhook & { secret: string }> {
       const bad = urlProblem(url);
       if (bad) throw invalidRequest('url', bad);
+      const refused = await target.problem(url);
+      if (refused) throw invalidRequest('url', refused);
       if (!Array.isArray(events) || !events.length) throw invalidRequest('events', 'must list at least one event type');
       const wrong = events.findIndex((e) => typeof e !== 'string' || !EVENT_PATTERN.test(e));
       if (wrong >= 0) throw invalidRequest(`events[${wrong}]`, 'must be an event type, a prefix like `connection.*`, or `*`');
@@ -343,7 +348,7 @@ export function createWebhooks(opts: WebhooksOptions) {
       timer = setTimeout(loop, 0);
     },
 
-    /** Stops the worker and the fan-out; attempts in flight are abandoned uncounted and retried on the next start. */
+    /** Stops the worker; attempts in flight are abandoned uncounted and retried on the next start. */
     async stop(): Promise<void> {
       stopped = true;
       clearTimeout(timer);
@@ -352,7 +357,6 @@ export function createWebhooks(opts: WebhooksOptions) {
       unsubscribe = undefined;
       abort.abort();
       await running;
-      await Promise.allSettled([...fanning]);
       await dispatcher?.close().catch(() => undefined);
       dispatcher = undefined;
     },

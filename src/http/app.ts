@@ -5,7 +5,8 @@ import swagger from '@fastify/swagger';
 import type { Logger } from 'pino';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { installProblemHandlers } from './problems.ts';
-import { createAdminGuard } from './auth.ts';
+import { clientErrorHandler, frameworkErrors, installStrictJsonParser } from './bad-input.ts';
+import { createAdminGuard, type AdminAuthLimit } from './auth.ts';
 import type { Metrics } from './metrics.ts';
 import { healthRoutes } from './routes/health.ts';
 import { providerRoutes } from './routes/providers.ts';
@@ -17,7 +18,12 @@ export interface AppDeps {
   catalog: Map<string, Provider>;
   /** Is the store reachable? Throws when not. */
   ping(): Promise<void>;
-  adminTokenHash(): string;
+  /** Is this the admin token? (re-read from the store, so a reset applies without a restart) */
+  verifyAdminToken(token: string): boolean | Promise<boolean>;
+  /** Failed admin authentications per client address (default: config/defaults.ts). */
+  adminAuthLimit?: AdminAuthLimit;
+  /** WARRANT_METRICS_TOKEN: when set, `/metrics` wants it as a bearer token; unset, `/metrics` is open. */
+  metricsToken?: string;
   /** Largest JSON body accepted, in bytes. */
   bodyLimitBytes?: number;
   /** Extra route plugins from later layers (connections, agents …). */
@@ -39,6 +45,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestIdHeader: false,
     trustProxy: false,
     routerOptions: { ignoreTrailingSlash: true },
+    clientErrorHandler,
+    frameworkErrors,
     serverFactory: (handler) =>
       createServer((req, res) => {
         for (const route of deps.rawRoutes ?? []) if (route(req, res)) return;
@@ -49,6 +57,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installProblemHandlers(app);
+  installStrictJsonParser(app);
 
   await app.register(swagger, {
     openapi: {
@@ -73,12 +82,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     done();
   });
 
-  const ctx: RouteContext = { requireAdmin: createAdminGuard(deps.adminTokenHash) };
+  const ctx: RouteContext = { requireAdmin: createAdminGuard(deps.verifyAdminToken, deps.adminAuthLimit) };
 
   await app.register(async (scope) => healthRoutes(scope, deps));
   await app.register(async (scope) => providerRoutes(scope, { ...ctx, catalog: deps.catalog }));
   for (const routes of deps.routes ?? []) await app.register(async (scope) => routes(scope, ctx));
 
+  // Open on purpose: the document describes routes and schemas, holds no data and no secret.
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

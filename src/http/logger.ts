@@ -1,4 +1,5 @@
 import pino, { type Logger, type LoggerOptions } from 'pino';
+import pretty from 'pino-pretty';
 
 // Anything that may carry a secret is censored wherever it appears in a log object.
 export const redactPaths = [
@@ -42,6 +43,25 @@ export function loggerOptions(level: string): LoggerOptions {
   };
 }
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return destination ? pino(loggerOptions(level), destination) : pino(loggerOptions(level));
+export interface LoggerSettings {
+  /** `pretty`: human-readable lines; `json`: one JSON object a line. Unset: pretty on a TTY. */
+  format?: 'json' | 'pretty';
+  destination?: pino.DestinationStream;
+  isTty?: boolean;
+}
+
+/** Redaction applies before formatting, so a pretty line hides the same fields as a JSON one. */
+export function createLogger(level: string, settings: LoggerSettings = {}): Logger {
+  const format = settings.format ?? ((settings.isTty ?? process.stdout.isTTY) ? 'pretty' : 'json');
+  if (format === 'pretty') {
+    const stream = pretty({
+      colorize: settings.destination ? false : undefined,
+      destination: settings.destination ?? 1,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+      sync: true,
+    });
+    return pino(loggerOptions(level), stream);
+  }
+  return settings.destination ? pino(loggerOptions(level), settings.destination) : pino(loggerOptions(level));
 }

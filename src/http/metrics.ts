@@ -1,4 +1,8 @@
+import type { FastifyRequest } from 'fastify';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { hashSecret, safeEqual } from '../crypto/index.ts';
+import { WarrantError } from '../errors/index.ts';
+import { bearerOf } from './auth.ts';
 
 /** One registry per app instance, so tests can run several apps in one process. */
 export function createMetrics() {
@@ -23,3 +27,18 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * `/metrics` behind WARRANT_METRICS_TOKEN (a bearer token, compared in constant time over hashes);
+ * undefined when the setting is unset, and `/metrics` stays open (DESIGN.md).
+ */
+export function metricsGuard(token: string | undefined): ((request: FastifyRequest) => Promise<void>) | undefined {
+  if (!token) return undefined;
+  const expected = hashSecret(token);
+  return async (request) => {
+    const given = bearerOf(request);
+    if (!given || !safeEqual(hashSecret(given), expected)) {
+      throw new WarrantError('admin_unauthenticated', 'send WARRANT_METRICS_TOKEN as Authorization: Bearer …');
+    }
+  };
+}

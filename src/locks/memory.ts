@@ -1,11 +1,11 @@
-import { LockTimeoutError, type LockOptions, type Locks } from './types.ts';
+import { LockTimeoutError, steadyLease, type LockLease, type LockOptions, type Locks } from './types.ts';
 
 /** In-process locks: a promise chain per key. Enough for the embedded single-process mode. */
 export function createMemoryLocks(): Locks {
   const tails = new Map<string, Promise<void>>();
   return {
     kind: 'memory',
-    async withLock<T>(key: string, opts: LockOptions, fn: (fence: number) => Promise<T>): Promise<T> {
+    async withLock<T>(key: string, opts: LockOptions, fn: (lease: LockLease) => Promise<T>): Promise<T> {
       const previous = tails.get(key) ?? Promise.resolve();
       let release!: () => void;
       const mine = new Promise<void>((r) => (release = r));
@@ -25,7 +25,7 @@ export function createMemoryLocks(): Locks {
         clearTimeout(timer);
       }
       try {
-        return await fn(0);
+        return await fn(steadyLease());
       } finally {
         release();
         if (tails.get(key) === tail) tails.delete(key);

@@ -5,21 +5,42 @@ export interface LockOptions {
   waitMs: number;
 }
 
+/** What a holder learns about its lock while it holds it. */
+export interface LockLease {
+  /**
+   * Aborted when the lock may no longer be held (a Redis keep-alive failed, the PostgreSQL lock
+   * session died). The holder must not start an IdP call after that; its write is still guarded
+   * by the store's own claim (connections.refresh_fence), which no lock-service failure resets.
+   */
+  signal: AbortSignal;
+}
+
 /**
  * Mutual exclusion per key, across whatever this implementation spans (one process, one
- * database, one Redis). `fence` grows with every grant of a key where the backend can give one
- * (Redis); 0 where the holder's session itself is the guarantee (in-process, PostgreSQL).
+ * database, one Redis). A lock keeps the IdP from seeing concurrent refreshes in the common
+ * case; the store's claim (fence + lease) is what stays correct when the lock service fails.
  */
 export interface Locks {
   readonly kind: 'memory' | 'postgres' | 'redis';
-  withLock<T>(key: string, opts: LockOptions, fn: (fence: number) => Promise<T>): Promise<T>;
+  withLock<T>(key: string, opts: LockOptions, fn: (lease: LockLease) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
+/** A lease for locks that cannot be lost while the process lives. */
+export const steadyLease = (): LockLease => ({ signal: new AbortController().signal });
+
 export class LockTimeoutError extends Error {
   override name = 'LockTimeoutError';
-  constructor(readonly key: string) {
-    super(`timed out waiting for lock ${key}`);
+  constructor(readonly key: string, options?: { cause?: unknown }) {
+    super(`timed out waiting for lock ${key}`, options);
+  }
+}
+
+/** The lock service itself cannot be reached (nothing was acquired, `fn` did not run). */
+export class LockServiceUnavailableError extends Error {
+  override name = 'LockServiceUnavailableError';
+  constructor(readonly key: string, options?: { cause?: unknown }) {
+    super(`the lock service is unreachable (lock ${key})`, options);
   }
 }
 

@@ -2,11 +2,16 @@ import * as oauth from 'oauth4webapi';
 import { SignJWT, importPKCS8 } from 'jose';
 import type { Provider, ProviderEnvironment } from '../providers/index.ts';
 import { classify, OAuthCallError } from './errors.ts';
+import { idpFetch, type IdpEndpoint } from './fetch.ts';
+import { normaliseTokenResponse } from './token-response.ts';
 
-/** A token endpoint answer, wire names kept (RFC 6749 §5.1). */
+/** A token endpoint answer, wire names kept (RFC 6749 §5.1), normalised by token-response.ts. */
 export interface TokenSet {
+  /** Never empty, no control characters. */
   access_token: string;
+  /** Lower-cased, any type the IdP named (`bearer` when it named none). */
   token_type: string;
+  /** Whole seconds, 1 … MAX_EXPIRES_IN_SECONDS; undefined when the IdP gave no usable lifetime. */
   expires_in?: number;
   refresh_token?: string;
   scope?: string;
@@ -36,40 +41,12 @@ const isLoopback = (url: string) => {
 };
 
 /**
- * Token endpoints disagree with RFC 6749 in small ways; this fetch smooths them over so
- * oauth4webapi sees a conforming answer: JSON request bodies (Atlassian), `Accept: application/json`
- * and errors sent with status 200 (GitHub), missing `token_type`, `expires_in` as a string, and
- * ID tokens we never asked to validate.
+ * RFC 6749 §7.1 lets a client refuse a token type it does not understand; Warrant never uses
+ * `token_type` (the provider definition says how a token is presented), so every type is
+ * "recognised" and kept as the IdP sent it (`bot`, `mac` …).
  */
-function tokenEndpointFetch(provider: Provider) {
-  const quirks = provider.token_endpoint;
-  return async (url: string, options: oauth.CustomFetchOptions<string, unknown>): Promise<Response> => {
-    const headers = new Headers(options.headers as HeadersInit);
-    let body = options.body as string | URLSearchParams | undefined;
-    if (quirks?.accept) headers.set('accept', quirks.accept);
-    if (quirks?.body === 'json' && body instanceof URLSearchParams) {
-      body = JSON.stringify(Object.fromEntries(body));
-      headers.set('content-type', 'application/json');
-    }
-    const res = await fetch(url, { method: options.method, headers, body: body as string, redirect: 'manual', signal: options.signal as AbortSignal });
-    if (!(res.headers.get('content-type') ?? '').includes('json')) return res;
-    let json: Record<string, unknown>;
-    try {
-      json = (await res.clone().json()) as Record<string, unknown>;
-    } catch {
-      return res;
-    }
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) return res;
-    let status = res.status;
-    if (status === 200 && typeof json.error === 'string' && (quirks?.errors_with_200 || json.access_token === undefined)) status = 400;
-    if (status === 200) {
-      if (json.token_type === undefined) json.token_type = 'bearer';
-      if (typeof json.expires_in === 'string' && /^\d+$/.test(json.expires_in)) json.expires_in = Number(json.expires_in);
-      delete json.id_token;
-    }
-    return new Response(JSON.stringify(json), { status, headers: res.headers });
-  };
-}
+const anyTokenType: oauth.RecognizedTokenTypes = new Proxy({}, { get: (_, key) => (typeof key === 'string' ? () => {} : undefined) });
+const tokenOptions = { recognizedTokenTypes: anyTokenType };
 
 function clientAuth(opts: OAuthClientOptions): oauth.ClientAuth {
   switch (opts.provider.token_auth_method) {
@@ -102,17 +79,29 @@ export function createOAuthClient(opts: OAuthClientOptions) {
   const insecure = [tokenUrl, endpoints.authorization_url, endpoints.revocation_url, endpoints.introspection_url]
     .filter((u): u is string => !!u)
     .every(isLoopback);
-  const request = () => ({
+  const fetchers = { token: idpFetch(provider, 'token'), revocation: idpFetch(provider, 'revocation'), introspection: idpFetch(provider, 'introspection') };
+  const request = (endpoint: IdpEndpoint = 'token') => ({
     signal: AbortSignal.timeout(opts.timeoutMs),
-    [oauth.customFetch]: tokenEndpointFetch(provider),
+    [oauth.customFetch]: fetchers[endpoint],
     [oauth.allowInsecureRequests]: insecure,
   });
   const extraParams = () => new URLSearchParams(provider.token_params ?? {});
   const scopeString = (scopes: string[]) => scopes.join(provider.scope_separator);
 
+  // The transport already normalised the answer; checked again here so a TokenSet is well-typed
+  // whatever path produced it (see token-response.ts).
   const toTokenSet = (r: oauth.TokenEndpointResponse): TokenSet => {
-    const { access_token, token_type, expires_in, refresh_token, scope, ...extra } = r;
-    return { access_token, token_type, expires_in, refresh_token, scope, extra };
+    const n = normaliseTokenResponse(r as unknown as Record<string, unknown>, provider.scope_separator);
+    if (!n.ok) throw new OAuthCallError('transient', 'invalid_response', 200, `the token response's ${n.field} ${n.reason}`);
+    const { access_token, token_type, expires_in, refresh_token, scope, ...extra } = n.json;
+    return {
+      access_token: access_token as string,
+      token_type: token_type as string,
+      expires_in: expires_in as number | undefined,
+      refresh_token: refresh_token as string | undefined,
+      scope: scope as string | undefined,
+      extra,
+    };
   };
 
   async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -158,7 +147,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
           ...request(),
           additionalParameters: additional,
         });
-        return toTokenSet(await oauth.processAuthorizationCodeResponse(as, client, res));
+        return toTokenSet(await oauth.processAuthorizationCodeResponse(as, client, res, tokenOptions));
       });
     },
 
@@ -166,7 +155,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
     async refresh(refreshToken: string): Promise<TokenSet> {
       return call('refresh', async () => {
         const res = await oauth.refreshTokenGrantRequest(as, client, clientAuth(opts), refreshToken, { ...request(), additionalParameters: extraParams() });
-        return toTokenSet(await oauth.processRefreshTokenResponse(as, client, res));
+        return toTokenSet(await oauth.processRefreshTokenResponse(as, client, res, tokenOptions));
       });
     },
 
@@ -177,7 +166,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
         if (scopes.length) params.set('scope', scopeString(scopes));
         if (provider.resource) params.set('resource', provider.resource);
         const res = await oauth.clientCredentialsGrantRequest(as, client, clientAuth(opts), params, request());
-        return toTokenSet(await oauth.processClientCredentialsResponse(as, client, res));
+        return toTokenSet(await oauth.processClientCredentialsResponse(as, client, res, tokenOptions));
       });
     },
 
@@ -188,8 +177,12 @@ export function createOAuthClient(opts: OAuthClientOptions) {
     async jwtBearer(params: { privateKeyPem: string; subject?: string; scopes: string[] }): Promise<TokenSet> {
       const settings = provider.jwt_bearer;
       const alg = settings?.algorithm ?? 'RS256';
+      const key = await importPKCS8(params.privateKeyPem, alg).catch((err: unknown) => {
+        throw new OAuthCallError('misconfigured', 'invalid_key', undefined, `jwt bearer: the private key cannot be read as a PKCS#8 ${alg} key`, undefined, {
+          cause: new Error((err as Error)?.name ?? 'Error'),
+        });
+      });
       return call('jwt bearer', async () => {
-        const key = await importPKCS8(params.privateKeyPem, alg);
         const now = Math.floor(Date.now() / 1000);
         const jwt = new SignJWT(params.scopes.length ? { scope: scopeString(params.scopes) } : {})
           .setProtectedHeader({ alg, typ: 'JWT' })
@@ -204,7 +197,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
         body.set('assertion', assertion);
         if (params.scopes.length) body.set('scope', scopeString(params.scopes));
         const res = await oauth.genericTokenEndpointRequest(as, client, oauth.None(), 'urn:ietf:params:oauth:grant-type:jwt-bearer', body, request());
-        return toTokenSet(await oauth.processGenericTokenEndpointResponse(as, client, res));
+        return toTokenSet(await oauth.processGenericTokenEndpointResponse(as, client, res, tokenOptions));
       });
     },
 
@@ -213,7 +206,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
       if (!endpoints.revocation_url) throw new OAuthCallError('misconfigured', 'unsupported', undefined, `${provider.id} has no revocation endpoint`);
       await call('revocation', async () => {
         const res = await oauth.revocationRequest(as, client, clientAuth(opts), token, {
-          ...request(),
+          ...request('revocation'),
           additionalParameters: { token_type_hint: hint },
         });
         await oauth.processRevocationResponse(res);
@@ -225,7 +218,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
       if (!endpoints.introspection_url) throw new OAuthCallError('misconfigured', 'unsupported', undefined, `${provider.id} has no introspection endpoint`);
       return call('introspection', async () => {
         const res = await oauth.introspectionRequest(as, client, clientAuth(opts), token, {
-          ...request(),
+          ...request('introspection'),
           additionalParameters: { token_type_hint: hint },
         });
         const r = await oauth.processIntrospectionResponse(as, client, res);

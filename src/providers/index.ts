@@ -1,2 +1,3 @@
 export * from './schema.ts';
 export * from './loader.ts';
+export * from './placeholders.ts';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { endpointKeys, placeholderTypes, placeholdersOf, typesFor } from './placeholders.ts';
 
 // The provider definition format of DESIGN.md ("Running it"). Field names are the file's
 // own (snake_case): the format is a contract read by tools outside this repository, so the
@@ -9,7 +10,12 @@ const methodName = z
   .transform((m) => m.toUpperCase())
   .pipe(z.enum(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', '*']));
 
-/** One thing a scope lets an agent do: HTTP method(s) and a path glob (`*` one segment, `**` any). */
+/**
+ * One thing a scope lets an agent do: HTTP method(s), a path glob (`*` one segment, `**` any) and
+ * optionally constraints on query parameters: name → the values allowed (a value or a list; the
+ * parameter may be absent), or `false` (the parameter must not appear). Google Drive's
+ * `{ alt: [json] }` keeps `alt=media` downloads out of a metadata-only scope.
+ */
 export const scopeRuleSchema = z.strictObject({
   method: z.union([methodName, z.array(methodName).min(1)]),
   path: z
@@ -18,6 +24,12 @@ export const scopeRuleSchema = z.strictObject({
     .refine((p) => !p.split('/').some((s) => s === '..' || s === '.'), {
       message: 'a scope rule path has no "." or ".." segments',
     }),
+  query: z
+    .record(
+      z.string().trim().min(1, { message: 'a query parameter name is not empty' }),
+      z.union([z.literal(false), z.string().transform((v) => [v]), z.array(z.string()).min(1)]),
+    )
+    .optional(),
 });
 
 const jsonScalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
@@ -114,6 +126,13 @@ export const providerSchema = z
           /** Name at the source when it differs (QuickBooks sends `realmId` on the callback). */
           field: z.string().optional(),
           description: z.string().optional(),
+          /** What the value may be; required for a param used as `{name}` in an endpoint URL (placeholders.ts). */
+          type: z.enum(placeholderTypes).optional(),
+          /** For `hostname`, `hostname_under`, `https_origin`: the host must end with this (or one of these). */
+          suffix: z
+            .union([z.string(), z.array(z.string()).min(1)])
+            .refine((s) => [s].flat().every((x) => /^\.?[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(x)), { message: 'a suffix is a domain, e.g. .myshopify.com' })
+            .optional(),
         }),
       )
       .optional(),
@@ -147,8 +166,31 @@ export const providerSchema = z
       for (const key of needs) {
         if (!env[key]) ctx.addIssue({ code: 'custom', path: ['environments', name, key], message: `required when auth is ${p.auth}` });
       }
+      for (const key of endpointKeys) {
+        const template = env[key];
+        if (template) for (const issue of placeholderIssues(p, template)) ctx.addIssue({ code: 'custom', path: ['environments', name, key], message: issue });
+      }
+    }
+    for (const [name, def] of Object.entries(p.connection_params ?? {})) {
+      if ((def.type === 'hostname_under' || def.type === 'https_origin') && !def.suffix) {
+        ctx.addIssue({ code: 'custom', path: ['connection_params', name, 'suffix'], message: `required for type ${def.type}` });
+      }
     }
   });
+
+/** Every `{param}` of an endpoint URL is a connection param with a type that fits where it lands. */
+function placeholderIssues(p: { connection_params?: Record<string, { type?: string }> }, template: string): string[] {
+  const issues: string[] = [];
+  for (const { name, position } of placeholdersOf(template)) {
+    const def = p.connection_params?.[name];
+    const allowed = typesFor[position];
+    if (!allowed.length) issues.push(`{${name}} may only stand for a whole URL origin, a whole host, the first label of a host, or path text`);
+    else if (!def) issues.push(`uses {${name}} but declares no connection param ${name}`);
+    else if (!def.type) issues.push(`uses {${name}}: connection_params.${name}.type must say what it may be (${allowed.join(' or ')})`);
+    else if (!(allowed as readonly string[]).includes(def.type)) issues.push(`{${name}} is a ${def.type}, which cannot stand there (${allowed.join(' or ')})`);
+  }
+  return issues;
+}
 
 export type ProviderInput = z.input<typeof providerSchema>;
 export type Provider = z.output<typeof providerSchema>;

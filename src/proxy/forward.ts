@@ -12,6 +12,7 @@ import { findGrantedScope } from './policy.ts';
 import { classifyUpstream, needsBody } from './detect.ts';
 import { discard, readUpTo } from './body.ts';
 import { agentResponseHeaders, upstreamRequestHeaders } from './headers.ts';
+import { scrubBuffer, scrubText } from './scrub.ts';
 import { isTimeout, mayRetry, retryAfterSeconds, retryDelayMs, retryableError, retryableStatus, type RetrySettings } from './retry.ts';
 import type { Upstreams } from './upstream.ts';
 
@@ -103,14 +104,14 @@ export function createForwarder(deps: {
     if (!provider) throw new WarrantError('conflict', `provider ${row.provider} is not in the catalog`);
     const env = provider.environments[row.environment];
     if (!env) throw new WarrantError('conflict', `provider ${row.provider} has no environment ${row.environment}`);
-    const m = { row, provider, baseUrl: fillTemplate(env.api_base_url, JSON.parse(row.params) as Record<string, string>), at: Date.now() };
+    const m = { row, provider, baseUrl: fillTemplate(env.api_base_url, JSON.parse(row.params) as Record<string, string>, provider), at: Date.now() };
     metaCache.set(id, m);
     return m;
   }
 
   async function forward(req: ProxyRequest): Promise<ProxyResponse> {
     const started = performance.now();
-    const reservation = deps.auditQueue.reserve();
+    const reservation = deps.auditQueue.reserve(req.agent.id);
     if (!reservation) throw new WarrantError('unavailable', 'the audit log cannot be written right now; Warrant refuses calls it cannot record');
     const outcome = { status: 0, retries: 0, refreshed: false, scope: undefined as string | undefined, path: '', code: undefined as string | undefined };
     try {
@@ -151,7 +152,7 @@ export function createForwarder(deps: {
     const { url: target, path: relative } = resolveTargetWithPath(baseUrl, req.rawPath, req.rawQuery);
     outcome.path = relative;
     const method = req.method.toUpperCase();
-    const scope = findGrantedScope(provider.scopes, grant.scopes, method, relative);
+    const scope = findGrantedScope(provider.scopes, grant.scopes, method, relative, target.search);
     if (!scope) {
       throw new WarrantError('policy_denied', `none of this agent's scopes on ${req.connectionId} allows ${method} ${relative}`, {
         connection: req.connectionId,
@@ -219,7 +220,8 @@ export function createForwarder(deps: {
       const status = res.statusCode;
       const upstreamHeaders = res.headers as Record<string, string | string[] | undefined>;
       const contentType = String(upstreamHeaders['content-type'] ?? '');
-      const mustInspect = status === 401 || status === 403 || (needsBody(provider, status) && /json/i.test(contentType));
+      // Error answers are read (up to the inspect limit) so an echoed credential can be scrubbed.
+      const mustInspect = status >= 400 || (needsBody(provider, status) && /json/i.test(contentType));
       let bodyOut: Readable | Buffer = res.body;
       let text: string | undefined;
       if (mustInspect) {
@@ -253,8 +255,19 @@ export function createForwarder(deps: {
             continue;
           }
         }
+        if (token.stale) {
+          // The IdP is failing and the last token was refused: only the IdP's return heals this,
+          // so the agent is told to wait, not that the grant is broken.
+          await discard(bodyOut instanceof Readable ? bodyOut : undefined);
+          outcome.code = 'refresh_unavailable';
+          throw new WarrantError(
+            'refresh_unavailable',
+            `the identity provider of ${provider.id} is failing and ${provider.id} refused the last token of connection ${req.connectionId}`,
+            { connection: req.connectionId, retry_after: 2 },
+          );
+        }
         outcome.code = 'upstream_auth_failed';
-        return problemFromUpstream(req, status, bodyOut, text, outcome, provider.id);
+        return problemFromUpstream(req, status, bodyOut, text, outcome, provider.id, token.accessToken);
       }
 
       if (verdict.kind === 'scope_failure') {
@@ -293,8 +306,11 @@ export function createForwarder(deps: {
       }
 
       const headersOut = agentResponseHeaders(upstreamHeaders);
-      if (Buffer.isBuffer(bodyOut)) headersOut['content-length'] = String(bodyOut.length);
-      rewriteLocation(headersOut, baseUrl, req.connectionId);
+      if (Buffer.isBuffer(bodyOut)) {
+        bodyOut = scrubBuffer(bodyOut, token.accessToken);
+        headersOut['content-length'] = String(bodyOut.length);
+      }
+      rewriteLocation(headersOut, baseUrl, req.connectionId, token.accessToken);
       return { status, headers: Object.assign(headersOut, trace(req, outcome)), body: method === 'HEAD' ? null : bodyOut };
     }
   }
@@ -322,6 +338,7 @@ export function createForwarder(deps: {
     text: string | undefined,
     outcome: { retries: number; refreshed: boolean },
     providerId: string,
+    injected: string,
   ): Promise<ProxyResponse> {
     if (text === undefined && body instanceof Readable) {
       const read = await readUpTo(body, settings.inspectLimitBytes);
@@ -331,7 +348,7 @@ export function createForwarder(deps: {
     const err = new WarrantError(
       'upstream_auth_failed',
       `${providerId} refused a freshly refreshed token; the grant itself is still accepted by the identity provider`,
-      { upstream_status: status, ...(text !== undefined ? { upstream_body: text.slice(0, 4096) } : {}) },
+      { upstream_status: status, ...(text !== undefined ? { upstream_body: scrubText(text, injected).slice(0, 4096) } : {}) },
       { status: status >= 400 ? status : 401 },
     );
     return {
@@ -342,9 +359,9 @@ export function createForwarder(deps: {
   }
 
   /** A redirect inside the API base is rewritten to go through the proxy again; others pass untouched (without credentials). */
-  function rewriteLocation(headers: Record<string, string | string[]>, baseUrl: string, connectionId: string): void {
-    const location = headers.location;
-    if (typeof location !== 'string') return;
+  function rewriteLocation(headers: Record<string, string | string[]>, baseUrl: string, connectionId: string, injected: string): void {
+    if (typeof headers.location !== 'string') return;
+    const location = (headers.location = scrubText(headers.location, injected));
     try {
       const to = new URL(location, baseUrl);
       const base = new URL(baseUrl);

@@ -16,8 +16,12 @@ const hopByHop = new Set([
   'expect',
 ]);
 
-/** What never leaves Warrant towards the upstream: the agent's own credential, cookies, our headers. */
-const agentOnly = new Set(['authorization', 'cookie', 'forwarded', 'x-real-ip']);
+/**
+ * What never leaves Warrant towards the upstream: the agent's own credential, cookies, our headers,
+ * and method overrides — Google, Microsoft and many frameworks run the method these name, not the
+ * request's, so forwarding them would let a `POST` the policy allowed act as a `DELETE` it did not.
+ */
+const agentOnly = new Set(['authorization', 'cookie', 'forwarded', 'x-real-ip', 'x-http-method-override', 'x-http-method', 'x-method-override']);
 
 const none: ReadonlySet<string> = new Set();
 

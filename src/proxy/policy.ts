@@ -3,15 +3,20 @@
 //
 // Matching is segment by segment. The request path is split on '/' *as received* (still
 // percent-encoded) and only then is each segment percent-decoded, once. So `%2F` never creates a
-// segment: GitLab's `/projects/group%2Fproject/issues` is three segments and `group/project` is
-// the one `*` matches — which is how GitLab (and any RFC 3986 server) reads it. An upstream that
-// decoded `%2F` into a separator would see more segments than the policy did; rules written with
-// a `**` tail do not care, and `resolveTarget` has already refused every form that could climb
-// out (`..`, `%2e%2e%2f`, …), so the worst case stays inside the rule's literal prefix.
+// segment: GitLab's `/projects/group%2Fproject/issues` is three segments to the policy, as to any
+// RFC 3986 server. But a lenient upstream may decode `%2F` (or `%252F`, `%5C`, a fullwidth `／`)
+// into a separator and see more segments, so a segment that holds a separator once decoded as
+// far as it goes is *ambiguous*: only a `**` may span it, never a `*` or a literal. A `*` thus
+// matches exactly one segment however the upstream reads the path; `resolveTarget` has already
+// refused every form that could climb out (`..`, `%2e%2e%2f`, …).
 // Rule paths are taken as written (decoded text: Discord's `/users/@me` matches `/users/@me`
 // and `/users/%40me`). Comparison is case-sensitive; a `*` inside a segment (`a*`) is literal.
+//
+// A rule may also constrain the query string (`query:`), judged as leniently as the path: see
+// `queryAllows`.
 
 import type { ScopeRule } from '../providers/schema.ts';
+import { decodeFully } from './target.ts';
 
 /** Decodes the %XX escapes of one segment as UTF-8; an escape run that is not UTF-8 stays as written. */
 export function decodeSegment(segment: string): string {
@@ -25,6 +30,24 @@ export function decodeSegment(segment: string): string {
   });
 }
 
+/**
+ * A path segment as the policy compares it: its text decoded once, or `null` when it hides a
+ * separator (see the module comment), which only `**` may span.
+ */
+export type PathSegment = string | null;
+
+// '/', '\' and the characters lenient servers (NFKC, Windows best-fit mappings) read as one of them.
+const SEPARATOR_LIKE = /[/\\\u2215\u2044\u29f5\u29f8\u29f9\uff0f\uff3c]/;
+// eslint-disable-next-line no-control-regex
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** Whether a raw segment reads as more than one segment to some upstream. */
+export function hidesSeparator(raw: string): boolean {
+  if (!raw.includes('%') && !NON_ASCII.test(raw)) return raw.includes('\\');
+  const text = decodeFully(raw);
+  return SEPARATOR_LIKE.test(text) || (NON_ASCII.test(text) && SEPARATOR_LIKE.test(text.normalize('NFKC')));
+}
+
 /** Raw segments of a path ('' and '/' have none); one trailing slash is ignored. */
 function rawSegments(path: string): string[] {
   let p = path.startsWith('/') ? path.slice(1) : path;
@@ -32,9 +55,9 @@ function rawSegments(path: string): string[] {
   return p === '' ? [] : p.split('/');
 }
 
-/** The decoded segments of a request path, as the policy compares them. */
-export function pathSegments(path: string): string[] {
-  return rawSegments(path).map(decodeSegment);
+/** The segments of a request path, as the policy compares them (`null`: ambiguous, see above). */
+export function pathSegments(path: string): PathSegment[] {
+  return rawSegments(path).map((raw) => (hidesSeparator(raw) ? null : decodeSegment(raw)));
 }
 
 /** The segments of a rule's glob (taken literally, not decoded). */
@@ -43,10 +66,11 @@ export function globSegments(glob: string): string[] {
 }
 
 /**
- * Whether decoded `segments` match glob segments: `*` one non-empty segment, `**` zero or more
- * segments anywhere, anything else itself. Linear-time table, so rules with many `**` are cheap.
+ * Whether `segments` match glob segments: `*` one non-empty segment, `**` zero or more segments
+ * anywhere, anything else itself; an ambiguous (`null`) segment only inside a `**`. Linear-time
+ * table, so rules with many `**` are cheap.
  */
-export function globMatches(glob: readonly string[], segments: readonly string[]): boolean {
+export function globMatches(glob: readonly string[], segments: readonly PathSegment[]): boolean {
   // can[j]: glob[0..i) matches segments[0..j)
   let can: boolean[] = Array.from({ length: segments.length + 1 }, (_, j) => j === 0);
   for (const g of glob) {
@@ -57,7 +81,7 @@ export function globMatches(glob: readonly string[], segments: readonly string[]
     } else {
       for (let j = 1; j <= segments.length; j++) {
         const s = segments[j - 1]!;
-        next[j] = can[j - 1]! && (g === '*' ? s !== '' : s === g);
+        next[j] = can[j - 1]! && s !== null && (g === '*' ? s !== '' : s === g);
       }
     }
     can = next;
@@ -72,31 +96,97 @@ export function methodMatches(rule: Pick<ScopeRule, 'method'>, method: string): 
   return allowed.includes('*') || allowed.includes(m) || (m === 'HEAD' && allowed.includes('GET'));
 }
 
+/** One query parameter as every reading of it: its name normalised, each way its value may be decoded. */
+export interface QueryParam {
+  name: string;
+  values: readonly string[];
+}
+
+const plusAsSpace = (s: string) => (s.includes('+') ? s.replaceAll('+', ' ') : s);
+
 /**
- * Whether one scope rule allows `method` on `path`, the request path relative to the API base
- * ('' or '/…', still percent-encoded — `resolveTargetWithPath(...).path`). See the module comment
- * for how segments are compared.
+ * The parameters of a raw query string (without '?') as a lenient server might read them: split
+ * on '&' and also on ';'; names percent-decoded until nothing changes, trimmed and lower-cased
+ * (`%2524ALT ` is `$alt`); each value with `+` as a space and as itself, decoded once and until
+ * nothing changes. A constraint must hold for every reading.
  */
-export function ruleMatches(rule: ScopeRule, method: string, path: string): boolean {
-  return methodMatches(rule, method) && globMatches(globSegments(rule.path), pathSegments(path));
+export function queryParams(rawQuery: string): QueryParam[] {
+  const q = rawQuery.startsWith('?') ? rawQuery.slice(1) : rawQuery;
+  if (q === '') return [];
+  const pieces = q.split('&');
+  for (const piece of q.split('&')) if (piece.includes(';')) pieces.push(...piece.split(';'));
+  const out: QueryParam[] = [];
+  for (const piece of pieces) {
+    if (piece === '') continue;
+    const eq = piece.indexOf('=');
+    const rawName = eq < 0 ? piece : piece.slice(0, eq);
+    const rawValue = eq < 0 ? '' : piece.slice(eq + 1);
+    const values = new Set<string>();
+    for (const v of [rawValue, plusAsSpace(rawValue)]) {
+      values.add(decodeSegment(v));
+      values.add(decodeFully(v));
+    }
+    for (const n of new Set([decodeFully(rawName), decodeFully(plusAsSpace(rawName))])) {
+      out.push({ name: n.trim().toLowerCase(), values: [...values] });
+    }
+  }
+  return out;
 }
 
 /**
- * The first scope of `granted` (in that order) with a rule allowing `method` on `path`, or
- * undefined: no grant, unknown scope or no matching rule all deny.
+ * Whether the query satisfies a rule's `query` constraints: a parameter constrained to a list may
+ * be absent, and each of its occurrences must have a value in the list (compared exactly, in
+ * every reading); a parameter constrained to `false` must not appear at all. Names are compared
+ * case-insensitively. Parameters without a constraint are not looked at.
+ */
+export function queryAllows(constraints: NonNullable<ScopeRule['query']>, params: readonly QueryParam[]): boolean {
+  for (const [name, allowed] of Object.entries(constraints)) {
+    const key = name.trim().toLowerCase();
+    for (const p of params) {
+      if (p.name !== key) continue;
+      if (allowed === false) return false;
+      if (!p.values.every((v) => allowed.includes(v))) return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * Whether one scope rule allows `method` on `path`, the request path relative to the API base
+ * ('' or '/…', still percent-encoded — `resolveTargetWithPath(...).path`), with `query` the raw
+ * query string that goes upstream. See the module comment for how segments are compared.
+ */
+export function ruleMatches(rule: ScopeRule, method: string, path: string, query = ''): boolean {
+  return (
+    methodMatches(rule, method) &&
+    globMatches(globSegments(rule.path), pathSegments(path)) &&
+    (rule.query === undefined || queryAllows(rule.query, queryParams(query)))
+  );
+}
+
+/**
+ * The first scope of `granted` (in that order) with a rule allowing `method` on `path` with
+ * `query` (the raw query string sent upstream), or undefined: no grant, unknown scope or no
+ * matching rule all deny.
  */
 export function findGrantedScope(
   scopeRules: Readonly<Record<string, readonly ScopeRule[]>>,
   granted: readonly string[],
   method: string,
   path: string,
+  query = '',
 ): string | undefined {
   const segments = pathSegments(path);
+  let params: QueryParam[] | undefined; // parsed once, only if a rule constrains the query
+  const allows = (rule: ScopeRule) =>
+    methodMatches(rule, method) &&
+    globMatches(globSegments(rule.path), segments) &&
+    (rule.query === undefined || queryAllows(rule.query, (params ??= queryParams(query))));
   for (const scope of granted) {
     if (!Object.hasOwn(scopeRules, scope)) continue; // not `constructor`, `__proto__` …
     const rules = scopeRules[scope];
     if (!Array.isArray(rules)) continue;
-    if (rules.some((rule) => methodMatches(rule, method) && globMatches(globSegments(rule.path), segments))) return scope;
+    if (rules.some(allows)) return scope;
   }
   return undefined;
 }

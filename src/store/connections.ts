@@ -26,19 +26,74 @@ export function createConnectionsRepo(db: Db) {
       return q.orderBy('created_at').orderBy('id').limit(filter.limit ?? 1000).execute();
     },
 
-    /**
-     * Compare-and-swap on `version` (and, when given, the lock's fencing token): false when
-     * another writer got there first or a newer lock holder already wrote.
-     */
-    async updateIfVersion(id: string, version: number, patch: ConnectionPatch, trx: Db = db, fence?: number): Promise<boolean> {
-      let q = trx
-        .updateTable('connections')
-        .set({ ...patch, version: version + 1, ...(fence ? { refresh_fence: fence } : {}) })
-        .where('id', '=', id)
-        .where('version', '=', version);
-      if (fence) q = q.where('refresh_fence', '<=', fence);
-      const r = await q.executeTakeFirst();
+    /** Compare-and-swap on `version`: false when another writer got there first. */
+    async updateIfVersion(id: string, version: number, patch: ConnectionPatch, trx: Db = db): Promise<boolean> {
+      const r = await trx.updateTable('connections').set({ ...patch, version: version + 1 }).where('id', '=', id).where('version', '=', version).executeTakeFirst();
       return Number(r.numUpdatedRows) === 1;
+    },
+
+    /**
+     * Claims the connection's refresh: bumps the fence and takes a lease, unless another claim's
+     * lease is still live. Returns the row as claimed (its `refresh_fence` is the claim's fence).
+     */
+    async claimRefresh(id: string, now: number, leaseMs: number, trx: Db = db): Promise<ConnectionRow | undefined> {
+      return trx
+        .updateTable('connections')
+        .set((eb) => ({ refresh_fence: eb('refresh_fence', '+', 1), refresh_lease_until: now + leaseMs }))
+        .where('id', '=', id)
+        .where((eb) => eb.or([eb('refresh_lease_until', 'is', null), eb('refresh_lease_until', '<=', now)]))
+        .returningAll()
+        .executeTakeFirst();
+    },
+
+    /**
+     * A claimant's write: only while its claim is the current one (`fence`) and nobody else wrote
+     * the row since it was claimed (`version`, e.g. an admin revoke). Ends the lease.
+     */
+    async updateIfClaimed(id: string, claim: { fence: number; version: number }, patch: ConnectionPatch, trx: Db = db): Promise<boolean> {
+      const r = await trx
+        .updateTable('connections')
+        .set({ ...patch, version: claim.version + 1, refresh_lease_until: null })
+        .where('id', '=', id)
+        .where('refresh_fence', '=', claim.fence)
+        .where('version', '=', claim.version)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+
+    /** The earliest refresh due time among connections the scheduler would claim (null when none). */
+    async nextDueAt(trx: Db = db): Promise<number | null> {
+      const row = await trx
+        .selectFrom('connections')
+        .select('refresh_due_at')
+        .where('refresh_due_at', 'is not', null)
+        .where('status', 'in', ['active', 'error'])
+        .orderBy('refresh_due_at')
+        .limit(1)
+        .executeTakeFirst();
+      return row?.refresh_due_at ?? null;
+    },
+
+    /** Embedded mode at start: the one process that owns the data dir holds no claim yet; a crashed predecessor's leases end. */
+    async releaseAllClaims(trx: Db = db): Promise<void> {
+      await trx.updateTable('connections').set({ refresh_lease_until: null }).where('refresh_lease_until', 'is not', null).execute();
+    },
+
+    /** Keeps a live claim's lease going while its refresh runs (false: the claim was overtaken). */
+    async extendClaim(id: string, fence: number, until: number, trx: Db = db): Promise<boolean> {
+      const r = await trx
+        .updateTable('connections')
+        .set({ refresh_lease_until: until })
+        .where('id', '=', id)
+        .where('refresh_fence', '=', fence)
+        .where('refresh_lease_until', 'is not', null)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
+    },
+
+    /** Ends a claim that wrote nothing (the token was fresh after all, or the call failed early). */
+    async releaseClaim(id: string, fence: number, trx: Db = db): Promise<void> {
+      await trx.updateTable('connections').set({ refresh_lease_until: null }).where('id', '=', id).where('refresh_fence', '=', fence).execute();
     },
 
     /**

@@ -1,11 +1,15 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, sql, type DatabaseConnection, type Driver, type Migration } from 'kysely';
 import type { Database } from './schema.ts';
+import { ensurePrivateDir, ensurePrivateFile } from '../util/file-modes.ts';
 import * as m001 from './migrations/001_initial.ts';
 import * as m002 from './migrations/002_lifecycle.ts';
+import * as m003 from './migrations/003_refresh_claim.ts';
+import * as m004 from './migrations/004_connect_binding.ts';
+import * as m005 from './migrations/005_key_usage.ts';
+import * as m006 from './migrations/006_connection_shares.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -30,6 +34,23 @@ class ImmediateSqliteDialect extends SqliteDialect {
 }
 export type Db = Kysely<Database>;
 
+/** The store cannot be reached, or no pooled connection came free in time. */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}
+
+const unreachableCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '53300']);
+
+/** Is this error the store being unreachable or saturated (as opposed to a bad query)? */
+export function isStoreUnavailable(err: unknown): boolean {
+  if (err instanceof StoreUnavailableError) return true;
+  const e = err as { code?: string; message?: string } | undefined;
+  if (!e || typeof e !== 'object') return false;
+  if (e.code && unreachableCodes.has(e.code)) return true;
+  // node-postgres words pool acquire timeouts and dropped sessions this way, with no code.
+  return typeof e.message === 'string' && /timeout exceeded when trying to connect|Connection terminated|connection terminated unexpectedly|Client has encountered a connection error/i.test(e.message);
+}
+
 export interface DatabaseOptions {
   /** `postgres://…`; unset = embedded SQLite in `dataDir`. */
   databaseUrl?: string;
@@ -39,6 +60,8 @@ export interface DatabaseOptions {
   /** SQLite file name inside dataDir, or `:memory:`. */
   sqliteFile?: string;
   poolSize?: number;
+  /** Longest wait for a pooled PostgreSQL connection. */
+  acquireTimeoutMs?: number;
 }
 
 export interface OpenDatabase {
@@ -46,32 +69,56 @@ export interface OpenDatabase {
   dialect: Dialect;
   /** The embedded mode's database file (absent for `:memory:`), for a second connection from a worker thread. */
   sqliteFile?: string;
+  /** PostgreSQL only: a pool of its own on the same database, sized apart (the lock pool). */
+  sidePool?: (max: number) => pg.Pool;
   close(): Promise<void>;
 }
 
 const INT8_OID = 20;
 
+/**
+ * A PostgreSQL pool on the store's database and schema. Acquiring a connection waits at most
+ * `acquireTimeoutMs`; past it the caller gets a StoreUnavailableError (503 `unavailable`) instead
+ * of queueing forever behind a pool that cannot drain.
+ */
+function pgPool(opts: DatabaseOptions, max: number): pg.Pool {
+  const schema = opts.pgSchema;
+  const pool = new pg.Pool({
+    connectionString: opts.databaseUrl,
+    max,
+    connectionTimeoutMillis: opts.acquireTimeoutMs ?? 5_000,
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    // Times are epoch milliseconds in bigint columns: well inside Number's safe range.
+    types: { getTypeParser: ((oid: number, format?: any) => (oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format))) as any },
+  });
+  pool.on('error', () => {
+    // An idle client's connection dropped; the pool replaces it. Queries report their own errors.
+  });
+  // pg-pool listens for a client's 'error' only while the client is idle. A session terminated
+  // while checked out (a lock held across a refresh, a transaction between statements) would
+  // otherwise emit an unhandled 'error' and take the process down; the query in flight reports
+  // the failure itself, and the pool drops the broken client when it is released.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
+  return pool;
+}
+
 export async function openDatabase(opts: DatabaseOptions): Promise<OpenDatabase> {
   if (opts.databaseUrl) {
     const schema = opts.pgSchema;
     if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('pgSchema must be a plain identifier');
-    const pool = new pg.Pool({
-      connectionString: opts.databaseUrl,
-      max: opts.poolSize ?? 10,
-      ...(schema ? { options: `-c search_path=${schema}` } : {}),
-      // Times are epoch milliseconds in bigint columns: well inside Number's safe range.
-      types: { getTypeParser: ((oid: number, format?: any) => (oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format))) as any },
-    });
-    pool.on('error', () => {
-      // An idle client's connection dropped; the pool replaces it. Queries report their own errors.
-    });
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pgPool(opts, opts.poolSize ?? 10) }) });
     if (schema) await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
-    return { db, dialect: 'postgres', close: () => db.destroy() };
+    return { db, dialect: 'postgres', sidePool: (max) => pgPool(opts, max), close: () => db.destroy() };
   }
   const dataDir = opts.dataDir ?? './.warrant';
   const file = opts.sqliteFile === ':memory:' ? ':memory:' : join(dataDir, opts.sqliteFile ?? 'warrant.db');
-  if (file !== ':memory:') mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  if (file !== ':memory:') {
+    // 0700 and 0600 (an existing data dir that is wider stops start-up: FileModeError, exit 78).
+    ensurePrivateDir(dataDir);
+    ensurePrivateFile(file, [`${file}-wal`, `${file}-shm`]);
+  }
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('busy_timeout = 5000');
@@ -83,7 +130,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<OpenDatabase>
 /** Runs every pending migration; one set serves both dialects. */
 export async function migrate(db: Db, dialect: Dialect): Promise<void> {
   const bind = (mod: { up(db: Kysely<any>, d: Dialect): Promise<void> }): Migration => ({ up: (d) => mod.up(d, dialect) });
-  const migrations: Record<string, Migration> = { '001_initial': bind(m001), '002_lifecycle': bind(m002) };
+  const migrations: Record<string, Migration> = { '001_initial': bind(m001), '002_lifecycle': bind(m002), '003_refresh_claim': bind(m003), '004_connect_binding': bind(m004), '005_key_usage': bind(m005), '006_connection_shares': bind(m006) };
   // On PostgreSQL the migrator must look in our own schema only: otherwise another Warrant schema
   // in the same database (tests, several tenants on one server) is taken for ours.
   const schema =

@@ -13,6 +13,14 @@ export interface KeysTable {
   retired_at: Millis | null;
 }
 
+/** An instance's lease on sealing with a key (migration 005): renewed while the key is its active one. */
+export interface KeyUsageTable {
+  instance_id: string;
+  key_id: string;
+  seen_at: Millis;
+  used_until: Millis;
+}
+
 export interface SettingsTable {
   name: string;
   value: string;
@@ -59,8 +67,12 @@ export interface ConnectionsTable {
   next_attempt_at: Millis | null;
   /** Compare-and-swap counter: every token write bumps it. */
   version: ColumnType<number, number | undefined, number>;
-  /** Fencing token of the last lock holder that wrote the tokens (Redis locks). */
+  /** Bumped by every claim on the connection's refresh; a write must carry the current one. */
   refresh_fence: ColumnType<number, number | undefined, number>;
+  /** Until when the current claimant may be calling the IdP; null when nobody holds a claim. */
+  refresh_lease_until: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  /** When a refresh's outcome at a rotating provider became unknown (the stored refresh token may be consumed). */
+  refresh_indeterminate_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
   created_at: Millis;
   updated_at: Millis;
 }
@@ -98,6 +110,13 @@ export interface GrantsTable {
   created_at: Millis;
 }
 
+/** A connection's owner allows agents of `owner` to be granted the connection. */
+export interface ConnectionSharesTable {
+  connection_id: string;
+  owner: string;
+  created_at: Millis;
+}
+
 export interface ConnectSessionsTable {
   id: string;
   provider: string;
@@ -113,6 +132,12 @@ export interface ConnectSessionsTable {
   expires_at: Millis;
   created_at: Millis;
   completed_at: Millis | null;
+  /** Hash of the single-use token in the session's start URL; null once opened. */
+  start_hash: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Hash of the browser-binding cookie set when the start URL was opened. */
+  browser_hash: ColumnType<string | null, string | null | undefined, string | null>;
+  /** A re-connect link's connection. */
+  reconnect_of: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface AuditEventsTable {
@@ -150,6 +175,7 @@ export interface WebhookDeliveriesTable {
 
 export interface Database {
   keys: KeysTable;
+  key_usage: KeyUsageTable;
   settings: SettingsTable;
   owners: OwnersTable;
   provider_clients: ProviderClientsTable;
@@ -157,6 +183,7 @@ export interface Database {
   secrets: SecretsTable;
   agents: AgentsTable;
   grants: GrantsTable;
+  connection_shares: ConnectionSharesTable;
   connect_sessions: ConnectSessionsTable;
   audit_events: AuditEventsTable;
   webhooks: WebhooksTable;

@@ -1,6 +1,6 @@
 import { CryptoError, open, rewrap, seal, type KeyRing, type KeyRingSource } from '../crypto/index.ts';
 import type { Db } from './db.ts';
-import type { KeysRepo } from './keys.ts';
+import type { KeyLease, KeysRepo } from './keys.ts';
 import type { SecretKey, SecretsRepo } from './secrets.ts';
 
 // The additional authenticated data names the record and field, so a ciphertext copied to
@@ -11,6 +11,8 @@ export interface RotationReport {
   activeKey: string;
   rewrapped: number;
   retired: string[];
+  /** Keys that wrap nothing any more but were kept: a running instance may still seal with them. */
+  inUse: KeyLease[];
 }
 
 export function createVault(deps: { secrets: SecretsRepo; keys: KeysRepo; ring: KeyRingSource; now: () => number }) {
@@ -22,6 +24,20 @@ export function createVault(deps: { secrets: SecretsRepo; keys: KeysRepo; ring: 
     } catch (err) {
       if (err instanceof CryptoError && err.code === 'unknown_key' && ring.reload) return fn(ring.reload());
       throw err;
+    }
+  }
+
+  /** One pass over the rows not wrapped by the active key; how many were swapped. */
+  async function rewrapAll(r: KeyRing, batchSize: number): Promise<number> {
+    let rewrapped = 0;
+    for (;;) {
+      const page = await secrets.notWrappedBy(r.activeId, batchSize);
+      if (!page.length) return rewrapped;
+      for (const row of page) {
+        const next = rewrap(r, { kekId: row.kek_id, wrappedKey: row.wrapped_key, ciphertext: row.ciphertext }, aadOf(row));
+        // false: rewritten meanwhile, and the next page read shows its new key
+        if (await secrets.replaceWrap(row, next.kekId, next.wrappedKey)) rewrapped++;
+      }
     }
   }
 
@@ -59,42 +75,36 @@ export function createVault(deps: { secrets: SecretsRepo; keys: KeysRepo; ring: 
     /**
      * Re-wraps every data key under the active key, a page at a time, while Warrant keeps
      * serving: each row is swapped only if unchanged since it was read (a concurrent write
-     * already sealed it under the active key). Keys that no longer wrap anything are retired.
+     * already sealed it under the active key). Keys that no longer wrap anything are retired,
+     * unless an instance still holds a lease on sealing with one (`key_usage`): then it is kept
+     * and reported as in use. For `waitMs`, leases are looked at again (and stragglers re-wrapped)
+     * every `pollMs`, so instances that are switching to the new key get the time to.
      */
-    async rotate(opts: { batchSize?: number } = {}): Promise<RotationReport> {
+    async rotate(opts: { batchSize?: number; waitMs?: number; pollMs?: number } = {}): Promise<RotationReport> {
       const r = ring.reload?.() ?? ring.current();
-      const now = deps.now();
-      await keys.markActive(r.activeId, now);
+      const startedAt = deps.now();
+      await keys.markActive(r.activeId, startedAt);
+      const deadline = Date.now() + (opts.waitMs ?? 0);
       let rewrapped = 0;
-      for (;;) {
-        const page = await secrets.notWrappedBy(r.activeId, opts.batchSize ?? 500);
-        if (!page.length) break;
-        let progressed = false;
-        for (const row of page) {
-          const next = rewrap(r, { kekId: row.kek_id, wrappedKey: row.wrapped_key, ciphertext: row.ciphertext }, aadOf(row));
-          if (await secrets.replaceWrap(row, next.kekId, next.wrappedKey)) {
-            rewrapped++;
-            progressed = true;
-          } else progressed = true; // rewritten meanwhile: the next page read shows its new key
-        }
-        if (!progressed) break;
-      }
-      const inUse = await secrets.countByKek();
       const retired: string[] = [];
-      for (const k of await keys.list()) {
-        if (k.id !== r.activeId && k.status === 'active' && !inUse.get(k.id)) {
-          await keys.retire(k.id, now);
-          retired.push(k.id);
-        }
-      }
-      for (const id of r.ids) {
-        if (id !== r.activeId && !inUse.get(id) && !retired.includes(id)) {
-          await keys.markActive(id, now);
+      for (;;) {
+        rewrapped += await rewrapAll(r, opts.batchSize ?? 500);
+        const now = deps.now();
+        const inUse = await secrets.countByKek();
+        const known = await keys.list();
+        const candidates = new Set<string>();
+        for (const k of known) if (k.id !== r.activeId && k.status === 'active' && !inUse.get(k.id)) candidates.add(k.id);
+        for (const id of r.ids) if (id !== r.activeId && !inUse.get(id) && !retired.includes(id)) candidates.add(id);
+        const leases = await keys.leases([...candidates], now);
+        for (const id of candidates) {
+          if (leases.some((l) => l.key === id)) continue;
+          if (!known.some((k) => k.id === id)) await keys.markActive(id, now);
           await keys.retire(id, now);
           retired.push(id);
         }
+        if (!leases.length || Date.now() >= deadline) return { activeKey: r.activeId, rewrapped, retired, inUse: leases };
+        await new Promise((done) => setTimeout(done, Math.min(opts.pollMs ?? 500, Math.max(0, deadline - Date.now()))));
       }
-      return { activeKey: r.activeId, rewrapped, retired };
     },
   };
 }

@@ -1,21 +1,44 @@
 import { createOAuthClient, type OAuthClient } from '../oauth/index.ts';
-import { resolveSecretRef, type Provider, type ProviderEnvironment } from '../providers/index.ts';
-import { WarrantError } from '../errors/index.ts';
+import { PlaceholderError, fillEndpoint, placeholderNames, resolveSecretRef, valueProblem, type Provider, type ProviderEnvironment } from '../providers/index.ts';
+import { WarrantError, invalidRequest } from '../errors/index.ts';
 
-/** Fills `{name}` placeholders from the connection's params; an unknown one is a config error. */
-export function fillTemplate(template: string, params: Record<string, string>): string {
-  return template.replace(/\{([a-z][a-z0-9_]*)\}/g, (_, name: string) => {
-    const value = params[name];
-    if (value === undefined) throw new WarrantError('conflict', `the connection has no value for {${name}}`);
-    return value;
-  });
+/**
+ * Fills `{name}` placeholders of an endpoint URL from a connection's params, each checked against
+ * the type its provider declares (providers/placeholders.ts). A value that got into the store
+ * without that check (an older Warrant) is refused here, before anything is sent: `conflict`.
+ */
+export function fillTemplate(template: string, params: Record<string, string>, provider: Pick<Provider, 'id' | 'connection_params'>): string {
+  try {
+    return fillEndpoint(template, params, provider.connection_params ?? {});
+  } catch (err) {
+    if (!(err instanceof PlaceholderError)) throw err;
+    throw new WarrantError('conflict', `the connection's param ${err.param} ${err.reason}; re-import or re-connect it`, { param: err.param });
+  }
+}
+
+/**
+ * Checks connection params where they enter Warrant (a connect session, the callback, a token
+ * response, an import): a typed param must be what its type says; no param holds control
+ * characters. `field` names the source in the problem (`params`, `query`, `token_response`).
+ */
+export function checkParams(provider: Provider, params: Record<string, unknown>, field = 'params', names?: Record<string, string>): void {
+  for (const [name, value] of Object.entries(params)) {
+    const spec = provider.connection_params?.[name];
+    const problem = valueProblem(spec ?? {}, value);
+    if (problem) throw invalidRequest(`${field}.${names?.[name] ?? name}`, problem);
+  }
 }
 
 export function endpointsFor(provider: Provider, environment: string, params: Record<string, string>): ProviderEnvironment {
   const env = provider.environments[environment];
   if (!env) throw new WarrantError('invalid_request', `environment: ${provider.id} has no environment ${environment}`, { field: 'environment' });
   const out: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(env)) out[k] = v === undefined ? undefined : fillTemplate(v, params);
+  for (const [k, v] of Object.entries(env)) {
+    // The API base may use a param the flow learns only at its end (Salesforce instance_url,
+    // QuickBooks realmId): the OAuth client never calls it, so it stays unfilled until then.
+    const later = k === 'api_base_url' && placeholderNames(v ?? '').some((n) => params[n] === undefined);
+    out[k] = v === undefined || later || k === 'issuer' ? v : fillTemplate(v, params, provider);
+  }
   return out as ProviderEnvironment;
 }
 

@@ -1,91 +1,55 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { hashSecret, safeEqual } from '../crypto/index.ts';
 import { WarrantError, invalidRequest, notFound } from '../errors/index.ts';
-import { calculatePKCECodeChallenge, classify, generateRandomCodeVerifier, generateRandomState, type TokenSet } from '../oauth/index.ts';
+import { classify, type TokenSet } from '../oauth/index.ts';
+import type { Provider } from '../providers/index.ts';
 import type { ConnectionRow, ConnectSessionRow, Store } from '../store/index.ts';
-import type { ClientResolver } from './clients.ts';
-import { newId, type ConnectionService } from './connections.ts';
+import type { AuditLog, EventBus } from '../events/index.ts';
+import { accountOf } from './account.ts';
+import { cookieName, readCookie } from './browser.ts';
+import { checkParams, type ClientResolver } from './clients.ts';
+import { createSessionStarter, type ConnectSessionInput } from './connect-start.ts';
+import type { ConnectionService } from './connections.ts';
 import { parseJson, type Clock } from './service.ts';
 
-export interface ConnectSessionInput {
-  provider: string;
-  environment?: string;
-  owner: string;
-  scopes: string[];
-  redirect_to?: string;
-  /** Connection params known before consent (e.g. a tenant's `shop` or `cloud_id`). */
-  params?: Record<string, string>;
-}
+export type { ConnectSessionInput, StartedSession } from './connect-start.ts';
 
 export interface CallbackOutcome {
   session: ConnectSessionRow;
   connection?: ConnectionRow;
   missingScopes: string[];
+  /**
+   * A re-connect that could not show it came back with the connection's own account: the grant
+   * became this new connection, and `pendingFor` (the connection it was meant for) stays as it
+   * was until its owner confirms the replacement (reconnect.ts).
+   */
+  pendingFor?: string;
 }
 
-const RECONNECT_LINK_DAYS = 7;
-
 /**
- * The authorization code flow (RFC 6749 §4.1) with PKCE S256 (RFC 7636): a connect session
- * holds a single-use `state` (stored hashed) and the sealed code verifier; the callback
- * consumes the state once, exchanges the code, and creates (or re-connects) the connection.
+ * The authorization code flow (RFC 6749 §4.1) with PKCE S256 (RFC 7636), bound to one browser.
+ * A session is started at a Warrant URL holding a single-use token; its first open sets a
+ * cookie, generates the `state` (stored hashed) and redirects to the IdP; the callback consumes
+ * the state once, and only from the browser holding the cookie (RFC 9700 §4.7: CSRF and code
+ * injection defence beyond `state`).
  */
 export function createConnectFlow(deps: {
   store: Store;
   connections: ConnectionService;
   clients: ClientResolver;
+  audit: AuditLog;
+  bus: EventBus;
   clock: Clock;
   logger: Logger;
   publicUrl: string;
   sessionTtlSeconds: number;
+  idpTimeoutMs?: number;
 }) {
-  const { store, clock, connections } = deps;
+  const { store, clock, connections, logger } = deps;
   const redirectUri = `${deps.publicUrl}/oauth/callback`;
-
-  async function createSession(input: ConnectSessionInput, reconnect?: ConnectionRow) {
-    const provider = connections.providerFor(input.provider);
-    if (provider.auth !== 'oauth2') throw invalidRequest('provider', `${provider.id} does not use the authorization code flow (${provider.auth}); import the credential with POST /v1/connections`);
-    const environment = connections.environmentFor(provider, input.environment);
-    if (input.redirect_to && !/^https?:\/\//i.test(input.redirect_to)) throw invalidRequest('redirect_to', 'must be an http(s) URL');
-    const scopes = [...new Set([...(provider.default_scopes ?? []), ...input.scopes])];
-    const params = input.params ?? {};
-    const client = deps.clients(provider, environment, params);
-    const state = generateRandomState();
-    const verifier = provider.pkce ? generateRandomCodeVerifier() : undefined;
-    const now = clock.now();
-    const id = newId('cs');
-    const expiresAt = now + deps.sessionTtlSeconds * 1000;
-    const authorizeUrl = client.authorizationUrl({
-      redirectUri,
-      scopes,
-      state,
-      codeChallenge: verifier ? await calculatePKCECodeChallenge(verifier) : undefined,
-    });
-    await store.transaction(async (trx) => {
-      await trx
-        .insertInto('connect_sessions')
-        .values({
-          id,
-          provider: provider.id,
-          environment,
-          owner: input.owner,
-          scopes: JSON.stringify(scopes),
-          params: JSON.stringify(params),
-          redirect_to: input.redirect_to ?? null,
-          state_hash: hashSecret(state),
-          status: 'pending',
-          connection_id: reconnect?.id ?? null,
-          error: null,
-          expires_at: expiresAt,
-          created_at: now,
-          completed_at: null,
-        })
-        .execute();
-      if (verifier) await store.vault.put({ scope: 'connect_session', ref: id, field: 'code_verifier' }, verifier, trx);
-    });
-    return { id, authorize_url: authorizeUrl, expires_at: new Date(expiresAt).toISOString() };
-  }
+  const idpTimeoutMs = deps.idpTimeoutMs ?? 10_000;
+  const { createSession, open, reconnectTarget } = createSessionStarter({ ...deps, redirectUri });
 
   async function finish(session: ConnectSessionRow, patch: { status: 'completed' | 'failed'; error?: string; connection_id?: string }) {
     await store.db
@@ -97,33 +61,99 @@ export function createConnectFlow(deps: {
     return (await store.db.selectFrom('connect_sessions').selectAll().where('id', '=', session.id).executeTakeFirst())!;
   }
 
-  async function reconnectKey(): Promise<Buffer> {
-    const ref = { scope: 'warrant', ref: 'reconnect', field: 'hmac_key' };
-    let key = await store.vault.get(ref);
-    if (!key) {
-      await store.vault.put(ref, randomBytes(32).toString('base64'));
-      key = (await store.vault.get(ref))!;
+  const failed = async (session: ConnectSessionRow, error: string): Promise<CallbackOutcome> => ({ session: await finish(session, { status: 'failed', error }), missingScopes: [] });
+
+  /** Connection params the provider sends back (callback query, token response), checked as they enter. */
+  function returnedParams(provider: Provider, from: 'callback' | 'token_response', source: Record<string, unknown>): Record<string, string> {
+    const out: Record<string, string> = {};
+    const names: Record<string, string> = {};
+    for (const [name, def] of Object.entries(provider.connection_params ?? {})) {
+      const value = def.from === from ? source[def.field ?? name] : undefined;
+      if (typeof value === 'string' && value) {
+        out[name] = value;
+        names[name] = def.field ?? name;
+      }
     }
-    return Buffer.from(key, 'base64');
+    checkParams(provider, out, from === 'callback' ? 'query' : 'token_response', names);
+    return out;
   }
 
-  /** Whose grant this is, when the IdP says: `sub` in the token response, else RFC 7662 introspection. */
-  async function subjectOf(client: ReturnType<ClientResolver>, tokens: TokenSet): Promise<string | undefined> {
-    if (typeof tokens.extra.sub === 'string' && tokens.extra.sub) return tokens.extra.sub;
-    if (!client.endpoints.introspection_url) return undefined;
-    try {
-      const info = await client.introspect(tokens.access_token, 'access_token');
-      return info.active && info.sub ? info.sub : undefined;
-    } catch {
-      return undefined;
+  /**
+   * A re-connect revives the connection only when the IdP shows the grant is the same account's;
+   * a different account is refused; an account nobody can tell (or a callback param that moved,
+   * e.g. another QuickBooks company) makes a new connection its owner must confirm.
+   */
+  async function settleReconnect(session: ConnectSessionRow, target: ConnectionRow, grant: Grant): Promise<CallbackOutcome> {
+    const { provider, client, tokens, subject, params, scopes } = grant;
+    if (target.subject && subject && subject !== target.subject) {
+      logger.warn({ session: session.id, connection: target.id, provider: provider.id }, 're-connect refused: a different account consented');
+      // Another account's grant: revoking it cannot touch the connection's own.
+      await client.revoke(tokens.refresh_token ?? tokens.access_token, tokens.refresh_token ? 'refresh_token' : 'access_token').catch(() => {});
+      return failed(session, 'account_mismatch');
     }
+    const before = parseJson<Record<string, string>>(target.params, {});
+    const moved = Object.entries(provider.connection_params ?? {}).some(([n, d]) => d.from === 'callback' && before[n] !== undefined && before[n] !== params[n]);
+    const save = (existing?: ConnectionRow) =>
+      connections.saveGrant({
+        existing,
+        provider,
+        environment: session.environment,
+        owner: session.owner,
+        tokens,
+        requestedScopes: scopes,
+        params,
+        subject,
+        actor: `owner:${session.owner}`,
+        event: existing ? 'connection.reconnected' : 'connection.created',
+      });
+    if (target.subject && subject && !moved) return completed(session, await save(target), scopes);
+    const reason = moved ? 'params_changed' : 'account_unknown';
+    const candidate = await save();
+    // Nothing refreshes it until it is confirmed or put to use: its tokens stay what the owner confirms.
+    await store.connections.update(candidate.id, { refresh_due_at: null });
+    const entries = await deps.audit.append({
+      type: 'connection.reconnect_pending',
+      actor: `owner:${session.owner}`,
+      subject: `connection:${target.id}`,
+      data: { provider: provider.id, owner: session.owner, candidate: candidate.id, session: session.id, reason },
+    });
+    deps.bus.publish(entries);
+    logger.warn({ session: session.id, connection: target.id, candidate: candidate.id, reason }, 're-connect made a new connection: its owner must confirm it replaces the old one');
+    return { ...(await completed(session, candidate, scopes)), pendingFor: target.id };
   }
 
-  const sign = async (connectionId: string, exp: number) =>
-    createHmac('sha256', await reconnectKey()).update(`reconnect\n${connectionId}\n${exp}`).digest('base64url');
+  async function completed(session: ConnectSessionRow, connection: ConnectionRow, scopes: string[]): Promise<CallbackOutcome> {
+    const granted = parseJson<string[]>(connection.scopes, []);
+    return {
+      session: await finish(session, { status: 'completed', connection_id: connection.id }),
+      connection,
+      missingScopes: scopes.filter((s) => !granted.includes(s)),
+    };
+  }
+
+  type Grant = { provider: Provider; client: ReturnType<ClientResolver>; tokens: TokenSet; subject?: string; params: Record<string, string>; scopes: string[] };
 
   return {
     createSession: (input: ConnectSessionInput) => createSession(input),
+    createReconnectSession: (row: ConnectionRow, ttlSeconds: number) =>
+      createSession(
+        { provider: row.provider, environment: row.environment, owner: row.owner, scopes: parseJson<string[]>(row.requested_scopes, []), params: parseJson(row.params, {}) },
+        { reconnectOf: row, ttlSeconds },
+      ),
+    open,
+
+    /** Opens a start URL as a browser would; for programs and tests driving the flow without one. */
+    async openLink(url: string): Promise<{ location: string; cookieHeader: string }> {
+      const u = new URL(url);
+      const { location, cookie } = await open(u.pathname.split('/').pop() ?? '', u.searchParams.get('t') ?? '');
+      return { location, cookieHeader: `${cookie.name}=${cookie.value}` };
+    },
+
+    /** The browser-binding cookie gets `Secure` when browsers reach Warrant over https. */
+    secureCookies: deps.publicUrl.startsWith('https://'),
+
+    /** Where an agent-facing `reauth_required` points: the connection in the admin API, not a capability. */
+    statusUrl: (row: Pick<ConnectionRow, 'id'>) => `${deps.publicUrl}/v1/connections/${row.id}`,
 
     async getSession(id: string) {
       const row = await store.db.selectFrom('connect_sessions').selectAll().where('id', '=', id).executeTakeFirst();
@@ -133,52 +163,45 @@ export function createConnectFlow(deps: {
     },
 
     /**
-     * A link the owner follows to grant access again after `reauth_required`: signed (HMAC) and
-     * valid for 7 days, so it can travel in an alert. Following it starts a fresh connect session.
+     * GET /oauth/callback, with the request's `Cookie` header. Never throws for the IdP's or the
+     * user's errors: they end the session as failed. Refused without consuming the state: a
+     * callback from a browser that did not open the session, and values that fail their type.
      */
-    async reconnectUrl(connection: ConnectionRow): Promise<string> {
-      const exp = Math.floor(clock.now() / 1000) + RECONNECT_LINK_DAYS * 86_400;
-      return `${deps.publicUrl}/oauth/reconnect/${connection.id}?exp=${exp}&sig=${await sign(connection.id, exp)}`;
-    },
-
-    async startReconnect(connectionId: string, exp: number, sig: string): Promise<string> {
-      if (!Number.isInteger(exp) || exp * 1000 < clock.now() || !safeEqual(sig, await sign(connectionId, exp))) {
-        throw new WarrantError('invalid_request', 'this re-connect link is invalid or has expired; ask for a new one', { field: 'sig' });
-      }
-      const row = await store.connections.get(connectionId);
-      if (!row) throw notFound(`connection ${connectionId}`);
-      const requested = parseJson<string[]>(row.requested_scopes, []);
-      const session = await createSession(
-        { provider: row.provider, environment: row.environment, owner: row.owner, scopes: requested, params: parseJson(row.params, {}) },
-        row,
-      );
-      return session.authorize_url;
-    },
-
-    /** GET /oauth/callback. Never throws for the IdP's or the user's errors: they end the session as failed. */
-    async handleCallback(query: URLSearchParams): Promise<CallbackOutcome> {
+    async handleCallback(query: URLSearchParams, cookieHeader?: string): Promise<CallbackOutcome> {
       const state = query.get('state');
       if (!state) throw invalidRequest('query.state', 'missing');
       const stateHash = hashSecret(state);
+      const found = await store.db.selectFrom('connect_sessions').selectAll().where('state_hash', '=', stateHash).where('status', '=', 'pending').executeTakeFirst();
+      if (!found) throw invalidRequest('query.state', 'unknown, already used, or from another session');
+      const browser = readCookie(cookieHeader, cookieName(found.id));
+      if (!found.browser_hash || !browser || !safeEqual(hashSecret(browser), found.browser_hash)) {
+        throw new WarrantError('invalid_request', 'this sign-in was started in another browser (or its cookie is gone); start again from your link in the browser you use', { field: 'cookie' });
+      }
       // Consume the state exactly once: the update succeeds for one caller only.
       const claimed = await store.db
         .updateTable('connect_sessions')
         .set({ state_hash: `used:${randomBytes(9).toString('base64url')}` })
         .where('state_hash', '=', stateHash)
         .where('status', '=', 'pending')
+        .where('browser_hash', '=', found.browser_hash)
         .returningAll()
         .executeTakeFirst();
       if (!claimed) throw invalidRequest('query.state', 'unknown, already used, or from another session');
-      if (claimed.expires_at <= clock.now()) {
-        return { session: await finish(claimed, { status: 'failed', error: 'expired' }), missingScopes: [] };
-      }
+      if (claimed.expires_at <= clock.now()) return failed(claimed, 'expired');
       const error = query.get('error');
-      if (error) {
-        return { session: await finish(claimed, { status: 'failed', error: /^[\w.-]{1,64}$/.test(error) ? error : 'authorization_error' }), missingScopes: [] };
-      }
+      if (error) return failed(claimed, /^[\w.-]{1,64}$/.test(error) ? error : 'authorization_error');
       const provider = connections.providerFor(claimed.provider);
+      let target: ConnectionRow | undefined;
+      let params: Record<string, string>;
+      try {
+        target = await reconnectTarget(claimed);
+        // Checked before the code is exchanged: a bad value never reaches a URL (QuickBooks realmId).
+        params = { ...parseJson<Record<string, string>>(claimed.params, {}), ...returnedParams(provider, 'callback', Object.fromEntries(query)) };
+      } catch (err) {
+        await finish(claimed, { status: 'failed', error: (err as WarrantError).code ?? 'invalid_request' });
+        throw err;
+      }
       const scopes = parseJson<string[]>(claimed.scopes, []);
-      const params = parseJson<Record<string, string>>(claimed.params, {});
       const client = deps.clients(provider, claimed.environment, params);
       const verifier = await store.vault.get({ scope: 'connect_session', ref: claimed.id, field: 'code_verifier' });
       let tokens;
@@ -186,42 +209,31 @@ export function createConnectFlow(deps: {
         tokens = await client.exchangeCode(query, { redirectUri, codeVerifier: verifier, expectedState: state });
       } catch (err) {
         const e = classify(err, 'code exchange');
-        deps.logger.warn({ session: claimed.id, provider: provider.id, error: e.error }, 'code exchange failed');
-        return { session: await finish(claimed, { status: 'failed', error: e.error }), missingScopes: [] };
+        logger.warn({ session: claimed.id, provider: provider.id, error: e.error }, 'code exchange failed');
+        return failed(claimed, e.error);
       }
-      const connectionParams = { ...params };
-      for (const [name, def] of Object.entries(provider.connection_params ?? {})) {
-        const source = def.from === 'token_response' ? tokens.extra : def.from === 'callback' ? Object.fromEntries(query) : {};
-        const value = source[def.field ?? name];
-        if (typeof value === 'string' && value) connectionParams[name] = value;
+      try {
+        Object.assign(params, returnedParams(provider, 'token_response', tokens.extra));
+      } catch (err) {
+        logger.warn({ session: claimed.id, provider: provider.id, field: (err as WarrantError).members?.field }, 'token response refused: a connection param is not what its type says');
+        await finish(claimed, { status: 'failed', error: 'invalid_request' });
+        throw err;
       }
-      const existing = claimed.connection_id ? await store.connections.get(claimed.connection_id) : undefined;
-      const subject = await subjectOf(client, tokens);
-      if (existing?.subject && subject && subject !== existing.subject) {
-        // A re-connect link is a capability that can travel; consenting with another account must
-        // not swap whose data the connection's agents act on. The new grant is thrown away.
-        deps.logger.warn({ session: claimed.id, connection: existing.id, provider: provider.id }, 're-connect refused: a different account consented');
-        await client.revoke(tokens.refresh_token ?? tokens.access_token, tokens.refresh_token ? 'refresh_token' : 'access_token').catch(() => {});
-        return { session: await finish(claimed, { status: 'failed', error: 'account_mismatch' }), missingScopes: [] };
-      }
+      const subject = await accountOf({ client, tokens, timeoutMs: idpTimeoutMs });
+      const grant: Grant = { provider, client, tokens, subject, params, scopes };
+      if (target) return settleReconnect(claimed, target, grant);
       const connection = await connections.saveGrant({
-        existing,
         provider,
         environment: claimed.environment,
         owner: claimed.owner,
         tokens,
         requestedScopes: scopes,
-        params: connectionParams,
+        params,
         subject,
         actor: `owner:${claimed.owner}`,
-        event: existing ? 'connection.reconnected' : 'connection.created',
+        event: 'connection.created',
       });
-      const granted = parseJson<string[]>(connection.scopes, []);
-      return {
-        session: await finish(claimed, { status: 'completed', connection_id: connection.id }),
-        connection,
-        missingScopes: scopes.filter((s) => !granted.includes(s)),
-      };
+      return completed(claimed, connection, scopes);
     },
   };
 }

@@ -5,7 +5,7 @@ import { OAuthCallError, classify, type TokenSet } from '../oauth/index.ts';
 import type { Provider } from '../providers/index.ts';
 import type { ConnectionRow, ConnectionStatus, Store } from '../store/index.ts';
 import type { AuditLog, EventBus } from '../events/index.ts';
-import type { ClientResolver } from './clients.ts';
+import { checkParams, type ClientResolver } from './clients.ts';
 import { lifetimeOf, parseJson, tokenLifetimeSeconds, type Clock, type TokenService } from './service.ts';
 import { refreshDueAt, type TimingSettings } from './timing.ts';
 import { iso } from '../util/time.ts';
@@ -205,6 +205,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
         throw invalidRequest('access_token', `required for ${provider.id} (${provider.auth})`);
       }
       const params = input.params ?? {};
+      checkParams(provider, params);
       for (const [name, def] of Object.entries(provider.connection_params ?? {})) {
         if (def.from === 'connection' && !params[name]) throw invalidRequest(`params.${name}`, `required by ${provider.id}${def.description ? ` (${def.description})` : ''}`);
       }
@@ -224,7 +225,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     /** POST /v1/connections/{id}/refresh: refresh now, whatever the expiry. */
     async forceRefresh(id: string, actor: string) {
       const row = await get(id);
-      return deps.tokens.getFreshToken(id, { refreshedAtOrBefore: row.last_refreshed_at ?? row.created_at, actor });
+      return deps.tokens.getFreshToken(id, { refreshedAtOrBefore: row.last_refreshed_at ?? row.created_at, force: true, actor });
     },
 
     /**

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Store } from '../store/index.ts';
+import { isStoreUnavailable, type Store } from '../store/index.ts';
 import { isWarrantError } from '../errors/index.ts';
 import type { Clock, TokenService } from './service.ts';
 
@@ -78,17 +78,35 @@ export function createScheduler(opts: SchedulerOptions) {
     return report;
   }
 
+  /**
+   * When to look again: at once after a full batch (more are due), else when the next connection
+   * falls due, but never later than the interval (another instance may add or move due times)
+   * nor sooner than 50 ms. Short-lived tokens' skew windows can be shorter than the interval.
+   */
+  async function nextDelay(report: TickReport): Promise<number> {
+    const jittered = opts.intervalMs * (0.9 + Math.random() * 0.2);
+    if (report.claimed >= batchSize) return 0;
+    const due = await opts.store.connections.nextDueAt().catch(() => null);
+    if (due === null) return jittered;
+    return Math.max(50, Math.min(jittered, due - opts.clock.now()));
+  }
+
   const loop = () => {
     if (stopped) return;
-    running = tick()
-      .catch((err) => {
-        opts.logger.error({ err }, 'scheduler tick failed');
-        return { claimed: 0, refreshed: 0, failed: 0 };
-      })
-      .finally(() => {
-        running = undefined;
-        if (!stopped) timer = setTimeout(loop, opts.intervalMs * (0.9 + Math.random() * 0.2));
-      });
+    running = (async () => {
+      let report: TickReport = { claimed: 0, refreshed: 0, failed: 0 };
+      try {
+        report = await tick();
+      } catch (err) {
+        if (isStoreUnavailable(err)) opts.logger.warn({ err: (err as Error).message }, 'scheduler tick failed: the store is unreachable');
+        else opts.logger.error({ err }, 'scheduler tick failed');
+      }
+      const delay = await nextDelay(report);
+      if (!stopped) timer = setTimeout(loop, delay);
+      return report;
+    })().finally(() => {
+      running = undefined;
+    });
   };
 
   return {

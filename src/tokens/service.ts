@@ -1,12 +1,16 @@
 import type { Logger } from 'pino';
 import { WarrantError, notFound } from '../errors/index.ts';
-import { OAuthCallError, classify, type TokenSet } from '../oauth/index.ts';
 import type { Provider } from '../providers/index.ts';
 import type { ConnectionRow, Store } from '../store/index.ts';
-import type { Locks } from '../locks/index.ts';
-import type { AuditInput, AuditLog, EventBus } from '../events/index.ts';
+import { LockTimeoutError, pollDelay, sleep, type Locks } from '../locks/index.ts';
+import type { AuditLog, EventBus } from '../events/index.ts';
 import type { ClientResolver } from './clients.ts';
-import { backoffMs, isFresh, refreshDueAt, type BackoffSettings, type TimingSettings } from './timing.ts';
+import { isFresh, type BackoffSettings, type TimingSettings } from './timing.ts';
+import { nextProbeAt, staleServable } from './outage.ts';
+import { replayAllowed } from './rotation.ts';
+import { createRefresher, indeterminateDetail, RefreshFailed, type Claim } from './refresh.ts';
+
+export { parseJson, tokenLifetimeSeconds } from './refresh.ts';
 
 export interface Clock {
   now(): number;
@@ -37,6 +41,11 @@ export interface TokenRequest {
    * the token is not yet inside its skew window (jitter, idle keep-alive) and never twice.
    */
   refreshedAtOrBefore?: number;
+  /**
+   * An operator's explicit refresh (POST /v1/connections/{id}/refresh): ignores the backoff, and
+   * may send a refresh token whose last use had an unknown outcome.
+   */
+  force?: boolean;
   actor?: string;
 }
 
@@ -69,33 +78,20 @@ const defaultBackoff = {
   misconfigured: { baseMs: 30_000, capMs: 3_600_000 },
 };
 
-class StaleWriteError extends Error {}
-
-export const parseJson = <T>(text: string, fallback: T): T => {
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return fallback;
-  }
-};
-
 export function lifetimeOf(row: Pick<ConnectionRow, 'expires_at' | 'last_refreshed_at' | 'created_at'>): number | null {
   if (row.expires_at === null) return null;
   return row.expires_at - (row.last_refreshed_at ?? row.created_at);
 }
 
-/** Seconds a token response says it lives, else the catalog's lifetime, else unknown (null). */
-export function tokenLifetimeSeconds(tokens: Pick<TokenSet, 'expires_in'>, provider: Provider): number | null {
-  if (typeof tokens.expires_in === 'number' && tokens.expires_in > 0) return tokens.expires_in;
-  return provider.token_lifetime ?? null;
-}
-
 export function createTokenService(deps: TokenServiceDeps) {
-  const { store, locks, audit, bus, clock, timing, logger } = deps;
-  const backoff = deps.backoff ?? defaultBackoff;
+  const { store, locks, clock, timing } = deps;
   const cache = new Map<string, Cached>();
   const inflight = new Map<string, Promise<FreshToken>>();
-  const lockOptions = { ttlMs: deps.idpTimeoutMs * 2 + 5_000, waitMs: deps.idpTimeoutMs * 2 + 5_000 };
+  // Locks and claims are short and kept alive while held: a holder that dies blocks the connection
+  // for a few seconds at most. A waiter gives up after an IdP call's worth of time, twice.
+  const lockOptions = { ttlMs: 6_000, waitMs: deps.idpTimeoutMs * 2 + 5_000 };
+  const claimLeaseMs = 6_000;
+  const refresher = createRefresher({ ...deps, backoff: deps.backoff ?? defaultBackoff });
 
   const providerOf = (row: ConnectionRow): Provider => {
     const p = deps.catalog.get(row.provider);
@@ -142,190 +138,47 @@ export function createTokenService(deps: TokenServiceDeps) {
     return result(row.id, remember(row, accessToken), false);
   }
 
-  /** During backoff: the current token while it is valid, else refresh_unavailable. */
-  async function duringBackoff(row: ConnectionRow): Promise<FreshToken> {
+  /**
+   * The IdP is failing: the last token while it keeps a safety margin (and is not the one the
+   * upstream just refused), else `refresh_unavailable` with the time until the next probe.
+   */
+  async function staleOrUnavailable(row: ConnectionRow, rejected?: string, why?: string): Promise<FreshToken> {
     const now = clock.now();
-    const retryAfter = Math.max(1, Math.ceil(((row.next_attempt_at ?? now) - now) / 1000));
-    if (row.expires_at === null || row.expires_at > now) {
+    if (staleServable(now, row.expires_at, lifetimeOf(row))) {
       const accessToken = await store.vault.get({ scope: 'connection', ref: row.id, field: 'access_token' });
-      if (accessToken) return result(row.id, remember(row, accessToken), false, true);
+      if (accessToken && accessToken !== rejected) return result(row.id, remember(row, accessToken), false, true);
     }
+    const stuck = !replayAllowed(row, providerOf(row), now);
+    const retryAfter = stuck ? 60 : Math.max(1, Math.ceil((nextProbeAt(row) - now) / 1000));
     throw new WarrantError(
       'refresh_unavailable',
-      `the identity provider of ${row.provider} is failing and the last token of connection ${row.id} has expired`,
+      why ?? (stuck ? indeterminateDetail(row) : undefined) ?? `the identity provider of ${row.provider} is failing and connection ${row.id} has no token left that is safe to use`,
       { connection: row.id, retry_after: retryAfter },
     );
   }
 
-  async function persistSuccess(row: ConnectionRow, provider: Provider, tokens: TokenSet, fence: number, actor: string): Promise<Cached> {
-    const now = clock.now();
-    const lifetime = tokenLifetimeSeconds(tokens, provider);
-    const expiresAt = lifetime === null ? null : now + lifetime * 1000;
-    const lifetimeMs = lifetime === null ? null : lifetime * 1000;
-    const granted = tokens.scope ? tokens.scope.split(provider.scope_separator === ' ' ? /\s+/ : provider.scope_separator).filter(Boolean) : undefined;
-    const recovered = row.failure_count > 0 || row.status === 'error';
-    const events: AuditInput[] = [
-      {
-        type: 'connection.refreshed',
-        actor,
-        subject: `connection:${row.id}`,
-        data: { provider: row.provider, expires_at: expiresAt, rotated: !!tokens.refresh_token },
-      },
-    ];
-    if (recovered) {
-      events.push({ type: 'connection.recovered', actor, subject: `connection:${row.id}`, data: { provider: row.provider, after_failures: row.failure_count } });
-    }
-    const entries = await store.transaction(async (trx) => {
-      const ok = await store.connections.updateIfVersion(
-        row.id,
-        row.version,
-        {
-          status: 'active',
-          expires_at: expiresAt,
-          refresh_due_at: refreshDueAt(now, expiresAt, lifetimeMs, timing, provider.refresh_token_idle_timeout),
-          last_refreshed_at: now,
-          failure_count: 0,
-          next_attempt_at: null,
-          last_error: null,
-          ...(granted ? { scopes: JSON.stringify(granted) } : {}),
-          updated_at: now,
-        },
-        trx,
-        fence,
-      );
-      if (!ok) throw new StaleWriteError(`connection ${row.id} changed while its refresh was in flight`);
-      // The rotated refresh token is sealed and committed before the lock is released: the next
-      // holder always sees the newest one (RFC 9700 §4.14.2: a reused one would revoke the grant).
-      await store.vault.put({ scope: 'connection', ref: row.id, field: 'access_token' }, tokens.access_token, trx);
-      if (tokens.refresh_token) await store.vault.put({ scope: 'connection', ref: row.id, field: 'refresh_token' }, tokens.refresh_token, trx);
-      return audit.append(events, trx);
-    });
-    bus.publish(entries);
-    const fresh = { ...row, expires_at: expiresAt, last_refreshed_at: now, version: row.version + 1 };
-    return remember(fresh, tokens.access_token);
-  }
-
-  async function persistFailure(row: ConnectionRow, err: OAuthCallError, actor: string): Promise<never | FreshToken> {
-    const now = clock.now();
-    const subject = `connection:${row.id}`;
-    if (err.kind === 'terminal') {
-      const reauthUrl = await deps.reauthUrl(row);
-      const entries = await store.transaction(async (trx) => {
-        await store.connections.update(
-          row.id,
-          { status: 'reauth_required', last_error: err.error, refresh_due_at: null, next_attempt_at: null, updated_at: now },
-          trx,
-        );
-        return audit.append(
-          { type: 'connection.reauth_required', actor, subject, data: { provider: row.provider, owner: row.owner, error: err.error, reauth_url: reauthUrl } },
-          trx,
-        );
-      });
-      cache.delete(row.id);
-      bus.publish(entries);
-      throw new WarrantError(
-        'reauth_required',
-        `the ${row.provider} grant of connection ${row.id} is revoked or expired (${err.error}); its owner must connect again`,
-        { connection: row.id, reauth_url: reauthUrl },
-        { cause: err },
-      );
-    }
-    const failures = row.failure_count + 1;
-    const settings = err.kind === 'misconfigured' ? backoff.misconfigured : backoff.transient;
-    const delay = err.retryAfter !== undefined ? Math.max(err.retryAfter * 1000, settings.baseMs / 2) : backoffMs(failures, settings);
-    const next = now + delay;
-    const status = err.kind === 'misconfigured' ? 'error' : row.status;
-    const entries = await store.transaction(async (trx) => {
-      await store.connections.update(
-        row.id,
-        { status, failure_count: failures, next_attempt_at: next, refresh_due_at: next, last_error: err.error, updated_at: now },
-        trx,
-      );
-      // One entry per incident, not per retry: the first failure, or a change of status.
-      if (failures === 1 || status !== row.status) {
-        return audit.append(
-          {
-            type: status === 'error' ? 'connection.error' : 'connection.refresh_failing',
-            actor,
-            subject,
-            data: { provider: row.provider, error: err.error, kind: err.kind, status: err.status ?? null },
-          },
-          trx,
-        );
-      }
-      return [];
-    });
-    bus.publish(entries);
-    logger.warn({ connection: row.id, provider: row.provider, error: err.error, kind: err.kind, retry_in_ms: delay }, 'token refresh failed');
-    return duringBackoff({ ...row, status, failure_count: failures, next_attempt_at: next, version: row.version + 1 });
-  }
-
   /**
-   * No `expires_in` and no catalog lifetime: ask the IdP (RFC 7662 `exp`). Done after the commit,
-   * so the extra round trip never widens the window in which a rotated refresh token is unsaved.
+   * Claims the connection's refresh in the store, the guard that holds whatever happens to the
+   * lock service. Normally the claim is free (we hold the lock); when it is not, the lock did not
+   * exclude the other holder (Redis flushed or restarted, a lock session killed) and we wait for
+   * its lease, serving its result if it refreshed meanwhile.
    */
-  async function learnExpiry(id: string, client: ReturnType<ClientResolver>, saved: Cached): Promise<void> {
-    try {
-      const info = await client.introspect(saved.accessToken, 'access_token');
-      if (!info.active || !info.exp) return;
-      const row = await store.connections.get(id);
-      if (!row || row.version !== saved.version) return;
-      const provider = providerOf(row);
-      const now = clock.now();
-      const expiresAt = info.exp * 1000;
-      const lifetimeMs = expiresAt - (row.last_refreshed_at ?? now);
-      const patch = { expires_at: expiresAt, refresh_due_at: refreshDueAt(now, expiresAt, lifetimeMs, timing, provider.refresh_token_idle_timeout), updated_at: now };
-      if (await store.connections.updateIfVersion(id, row.version, patch)) {
-        Object.assign(saved, { expiresAt, lifetimeMs, version: row.version + 1 });
+  async function claim(id: string, signal: AbortSignal, check: (row: ConnectionRow | undefined) => Promise<FreshToken | undefined>) {
+    const deadline = Date.now() + lockOptions.waitMs;
+    for (let attempt = 0; ; attempt++) {
+      const row = await store.connections.claimRefresh(id, clock.now(), claimLeaseMs);
+      if (row) {
+        const done = await check(row).catch(async (err) => {
+          await store.connections.releaseClaim(id, row.refresh_fence);
+          throw err;
+        });
+        if (done) await store.connections.releaseClaim(id, row.refresh_fence);
+        return done ?? { row, claim: { fence: row.refresh_fence, version: row.version, signal } satisfies Claim };
       }
-    } catch (err) {
-      logger.warn({ connection: id, err: (err as Error).message }, 'could not learn the token expiry by introspection');
-    }
-  }
-
-  /** Gets new tokens from the IdP, under the connection's lock. */
-  async function refreshLocked(row: ConnectionRow, fence: number, actor: string): Promise<FreshToken> {
-    const provider = providerOf(row);
-    const params = parseJson<Record<string, string>>(row.params, {});
-    const secrets = await store.vault.getAll('connection', row.id);
-    if (provider.auth === 'api_key' || provider.auth === 'basic') {
-      if (!secrets.access_token) throw new WarrantError('conflict', `connection ${row.id} holds no credential`);
-      return result(row.id, remember(row, secrets.access_token), false);
-    }
-    let tokens: TokenSet;
-    let client: ReturnType<ClientResolver> | undefined;
-    try {
-      client = deps.clients(provider, row.environment, params);
-      const scopes = parseJson<string[]>(row.requested_scopes, []);
-      if (provider.auth === 'client_credentials') tokens = await client.clientCredentials(scopes);
-      else if (provider.auth === 'jwt_bearer') {
-        if (!secrets.private_key) throw new OAuthCallError('terminal', 'no_private_key', undefined, 'the connection holds no private key');
-        tokens = await client.jwtBearer({ privateKeyPem: secrets.private_key, subject: params.subject, scopes });
-      } else {
-        if (!secrets.refresh_token) {
-          throw new OAuthCallError('terminal', 'no_refresh_token', undefined, 'the access token expired and the grant has no refresh token');
-        }
-        tokens = await client.refresh(secrets.refresh_token);
-      }
-    } catch (err) {
-      if (err instanceof WarrantError) throw err;
-      const failure = classify(err, `${row.provider} token`);
-      deps.onRefresh?.(row.provider, failure.kind);
-      return persistFailure(row, failure, actor);
-    }
-    deps.onRefresh?.(row.provider, 'ok');
-    try {
-      const saved = await persistSuccess(row, provider, tokens, fence, actor);
-      if (saved.expiresAt === null && client?.endpoints.introspection_url) await learnExpiry(row.id, client, saved);
-      return result(row.id, saved, true);
-    } catch (err) {
-      if (err instanceof StaleWriteError) {
-        // Someone wrote the row without holding the lock (an admin revoke, a stalled holder
-        // fenced out): their state wins; the caller sees a transient failure.
-        logger.error({ connection: row.id }, err.message);
-        throw new WarrantError('refresh_unavailable', `connection ${row.id} changed during its refresh; try again`, { connection: row.id, retry_after: 1 });
-      }
-      throw err;
+      const done = await check(await store.connections.get(id));
+      if (done) return done;
+      if (Date.now() >= deadline) throw new LockTimeoutError(`connection:${id}`);
+      await sleep(pollDelay(attempt));
     }
   }
 
@@ -339,18 +192,49 @@ export function createTokenService(deps: TokenServiceDeps) {
       const due = req.refreshedAtOrBefore !== undefined && (row.last_refreshed_at ?? row.created_at) <= req.refreshedAtOrBefore;
       const good = due ? undefined : await storedIfGood(row, minTtlMs, rejected);
       if (good) return good;
-      if (row.next_attempt_at !== null && row.next_attempt_at > clock.now()) return duringBackoff(row);
-      return undefined;
+      if (req.force) return undefined;
+      const now = clock.now();
+      if (!replayAllowed(row, providerOf(row), now)) return staleOrUnavailable(row, rejected);
+      if (row.next_attempt_at === null || row.next_attempt_at <= now) return undefined;
+      // In backoff. An agent's request whose token is no longer safe may probe the IdP once per
+      // interval (so calls heal within seconds of the IdP's return); the scheduler keeps its backoff.
+      // A misconfigured client (status `error`) is not probed: only an operator's fix helps there.
+      const probe = req.refreshedAtOrBefore === undefined && row.status === 'active' && now >= nextProbeAt(row);
+      if (probe && (rejected !== undefined || !staleServable(now, row.expires_at, lifetimeOf(row)))) return undefined;
+      return staleOrUnavailable(row, rejected);
     };
     const before = await check(await store.connections.get(id));
     if (before) return before;
-    return locks.withLock(`connection:${id}`, lockOptions, async (fence) => {
-      // Re-read under the lock: another instance may have refreshed while we waited.
-      const row = await store.connections.get(id);
-      const now = await check(row);
-      if (now) return now;
-      return refreshLocked(row!, fence, actor);
-    });
+    try {
+      return await locks.withLock(`connection:${id}`, lockOptions, async (lease) => {
+        // Re-read (through the claim) under the lock: another instance may have refreshed while we waited.
+        const claimed = await claim(id, lease.signal, check);
+        if (!('claim' in claimed)) return claimed;
+        const { row } = claimed;
+        const keepAlive = setInterval(() => {
+          store.connections.extendClaim(id, claimed.claim.fence, clock.now() + claimLeaseMs).catch(() => {});
+        }, claimLeaseMs / 3);
+        try {
+          const issued = await refresher.refresh(row, providerOf(row), claimed.claim, actor, req.force);
+          return result(id, remember(issued.row, issued.accessToken), issued.refreshed);
+        } catch (err) {
+          if (!(err instanceof RefreshFailed)) throw err;
+          const current = err.row;
+          if (current.status === 'reauth_required') {
+            cache.delete(id);
+            throw await reauthRequired(current);
+          }
+          const stale = err.failure.error === 'refresh_indeterminate' ? err.failure.message : undefined;
+          return staleOrUnavailable(current, rejected, stale);
+        } finally {
+          clearInterval(keepAlive);
+        }
+      });
+    } catch (err) {
+      if (!(err instanceof LockTimeoutError)) throw err;
+      // Someone else holds the refresh longer than an IdP call may take: never wait unbounded.
+      throw new WarrantError('refresh_unavailable', `the refresh of connection ${id} is taking too long; try again`, { connection: id, retry_after: 1 }, { cause: err });
+    }
   }
 
   async function getFreshToken(id: string, req: TokenRequest = {}): Promise<FreshToken> {

@@ -157,7 +157,7 @@ for (const kind of storeKinds) describe(`agents: identities with their own key a
   });
 
   test('input errors are invalid_request naming the field at fault', async () => {
-    const bob = await env.connect('bob@example.com', ['items:read']);
+    const bob = await env.connect('alice@example.com', ['items:read']); // alice's too: holds items:read only
     const revokedConn = await env.connect('bob@example.com', ['items:read']);
     await db().updateTable('connections').set({ status: 'revoked' }).where('id', '=', revokedConn).execute();
     const cases: [Record<string, unknown>, string, RegExp?][] = [
@@ -172,7 +172,7 @@ for (const kind of storeKinds) describe(`agents: identities with their own key a
       [{ name: '' }, 'body.name'],
       [{ name: 'x'.repeat(101) }, 'body.name'],
       [{ owner: undefined }, 'body.owner'],
-      [{ api_key: 'wrt_mine' }, 'body'],
+      [{ api_key: 'wrt_mine' }, 'body.api_key'],
     ];
     for (const [body, field, detail] of cases) {
       const res = await inject('POST', '/v1/agents', { name: 'bad', owner: 'alice@example.com', grants: [{ connection: alice, scopes: ['items:read'] }], ...body });
@@ -186,11 +186,12 @@ for (const kind of storeKinds) describe(`agents: identities with their own key a
   });
 
   test('the owner is recorded; an offboarded owner gets no new agent', async () => {
-    await createAgent({ owner: 'newcomer@example.com' });
+    const theirs = await env.connect('newcomer@example.com', ['items:read']);
+    await createAgent({ owner: 'newcomer@example.com', grants: [{ connection: theirs, scopes: ['items:read'] }] });
     const owner = await env.warrant.store.owners.get('newcomer@example.com');
     assert.equal(owner?.status, 'active');
     await db().updateTable('owners').set({ status: 'offboarded', offboarded_at: Date.now() }).where('id', '=', 'newcomer@example.com').execute();
-    const res = await inject('POST', '/v1/agents', { name: 'late', owner: 'newcomer@example.com', grants: [{ connection: alice, scopes: ['items:read'] }] });
+    const res = await inject('POST', '/v1/agents', { name: 'late', owner: 'newcomer@example.com', grants: [{ connection: theirs, scopes: ['items:read'] }] });
     assert.equal(res.statusCode, 409);
     assert.equal(res.json().code, 'conflict');
   });
@@ -258,11 +259,12 @@ for (const kind of storeKinds) describe(`agents: identities with their own key a
 
   test('?orphaned=true lists live agents whose owner left, whose connections are all unusable, or that expired, with the reasons', async () => {
     const carol = await env.connect('carol@example.com', ['items:read']);
-    const dave = await env.connect('dave@example.com', ['items:read']);
-    const erin = await env.connect('erin@example.com', ['items:read']);
+    const dave = await env.connect('carol@example.com', ['items:read']);
+    const erin = await env.connect('carol@example.com', ['items:read']);
+    const frank = await env.connect('frank@example.com', ['items:read']);
 
     const healthy = await createAgent({ name: 'healthy', owner: 'carol@example.com', grants: [{ connection: carol, scopes: ['items:read'] }] });
-    const ownerGone = await createAgent({ name: 'owner-gone', owner: 'frank@example.com', grants: [{ connection: carol, scopes: ['items:read'] }] });
+    const ownerGone = await createAgent({ name: 'owner-gone', owner: 'frank@example.com', grants: [{ connection: frank, scopes: ['items:read'] }] });
     const reauth = await createAgent({ name: 'reauth', owner: 'carol@example.com', grants: [{ connection: dave, scopes: ['items:read'] }] });
     const halfReauth = await createAgent({
       name: 'half-reauth',
@@ -274,7 +276,7 @@ for (const kind of storeKinds) describe(`agents: identities with their own key a
     });
     const deleted = await createAgent({ name: 'connection-deleted', owner: 'carol@example.com', grants: [{ connection: erin, scopes: ['items:read'] }] });
     const expired = await createAgent({ name: 'expired', owner: 'carol@example.com', expires_at: new Date(Date.now() + HOUR).toISOString(), grants: [{ connection: carol, scopes: ['items:read'] }] });
-    const revokedToo = await createAgent({ name: 'revoked', owner: 'frank@example.com', grants: [{ connection: carol, scopes: ['items:read'] }] });
+    const revokedToo = await createAgent({ name: 'revoked', owner: 'frank@example.com', grants: [{ connection: frank, scopes: ['items:read'] }] });
 
     await db().updateTable('owners').set({ status: 'offboarded', offboarded_at: Date.now() }).where('id', '=', 'frank@example.com').execute();
     await db().updateTable('connections').set({ status: 'reauth_required' }).where('id', '=', dave).execute();

@@ -28,6 +28,12 @@ export interface LifecycleOptions {
   redis?: boolean;
   env?: Record<string, string>;
   scheduler?: boolean;
+  /** Level of the captured logger (default warn). */
+  logLevel?: string;
+  /** PostgreSQL `application_name` of the instance's sessions (to find them in pg_stat_activity). */
+  pgApplicationName?: string;
+  /** More catalog entries, written beside the sandbox's own (e.g. `{ extends: 'sandbox', id: … }` variants). */
+  providers?: Record<string, unknown>[];
   /** Reuse an existing sandbox (several Warrant instances against one IdP). */
   sharedSandbox?: Sandbox;
   /** Reuse an existing data location (a second instance on the same store). */
@@ -38,7 +44,7 @@ export async function startLifecycle(opts: LifecycleOptions = {}): Promise<Lifec
   const sandbox = opts.sharedSandbox ?? (await startSandbox({ accessTokenTtl: 5, ...opts.sandbox }));
   const dir = mkdtempSync(join(tmpdir(), 'warrant-life-'));
   const providersFile = opts.shared?.providersFile ?? join(dir, 'sandbox.yaml');
-  if (!opts.shared) writeFileSync(providersFile, stringify(sandbox.providerDefinition('sandbox')));
+  if (!opts.shared) writeFileSync(providersFile, stringify([sandbox.providerDefinition('sandbox'), ...(opts.providers ?? [])]));
   const masterKey = opts.shared?.masterKey ?? `k1:${randomBytes(32).toString('base64')}`;
   const pgSchema = opts.store === 'postgres' ? (opts.shared?.pgSchema ?? `t_${randomBytes(6).toString('hex')}`) : undefined;
   const env: Record<string, string> = {
@@ -49,18 +55,20 @@ export async function startLifecycle(opts: LifecycleOptions = {}): Promise<Lifec
     WARRANT_PROVIDERS: providersFile,
     WARRANT_HTTP_TIMEOUT_MS: '5000',
     WARRANT_SCHEDULER_INTERVAL_MS: '250',
-    ...(pgSchema ? { DATABASE_URL: withSchema(testDatabaseUrl!, pgSchema) } : {}),
+    ...(pgSchema ? { DATABASE_URL: withSchema(testDatabaseUrl!, pgSchema, opts.pgApplicationName) } : {}),
     ...(opts.redis ? { REDIS_URL: testRedisUrl! } : {}),
     ...opts.env,
   };
   if (pgSchema && !opts.shared) await createSchema(pgSchema);
-  const logs = captureLogger('warn');
+  const logs = captureLogger(opts.logLevel ?? 'warn');
   const warrant = await createWarrant(loadConfig(env), { logger: logs.logger, notice: () => {}, scheduler: opts.scheduler ?? false });
   await warrant.listen();
   async function connectTo(provider: string, owner = 'alice@example.com', scopes = ['items:read', 'items:write']): Promise<string> {
     const session = await warrant.connect.createSession({ provider, owner, scopes });
-    const redirect = await sandbox.authorize(Object.fromEntries(new URL(session.authorize_url).searchParams) as never);
-    const outcome = await warrant.connect.handleCallback(new URL(redirect).searchParams);
+    // As a browser would: the start URL sets the binding cookie and sends it on to the IdP.
+    const opened = await warrant.connect.openLink(session.authorize_url);
+    const redirect = await sandbox.authorize(Object.fromEntries(new URL(opened.location).searchParams) as never);
+    const outcome = await warrant.connect.handleCallback(new URL(redirect).searchParams, opened.cookieHeader);
     if (!outcome.connection) throw new Error(`connect failed: ${outcome.session.error}`);
     return outcome.connection.id;
   }
@@ -82,9 +90,10 @@ export async function startLifecycle(opts: LifecycleOptions = {}): Promise<Lifec
 }
 
 /** A PostgreSQL URL whose connections use `schema` (libpq `options`). */
-export function withSchema(url: string, schema: string): string {
+export function withSchema(url: string, schema: string, applicationName?: string): string {
   const u = new URL(url);
   u.searchParams.set('options', `-c search_path=${schema}`);
+  if (applicationName) u.searchParams.set('application_name', applicationName);
   return u.href;
 }
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadBuiltinProviders, loadCatalog, type Provider } from '../../src/providers/index.ts';
+import { endpointKeys, loadBuiltinProviders, loadCatalog, placeholdersOf, typesFor, type Provider } from '../../src/providers/index.ts';
 
 // Loading throws (with the file name and the offending field) on any invalid definition, so this
 // line alone checks every catalog file against the schema.
@@ -66,6 +66,28 @@ test('every placeholder used in a URL or token param is a declared connection pa
       }
     }
   }
+});
+
+test('every placeholder in an endpoint URL is a typed connection param, of a type that fits where it lands', () => {
+  // Regression (security review, high 5): placeholders were filled as raw strings.
+  let typed = 0;
+  for (const p of providers) {
+    for (const [envName, env] of Object.entries(p.environments)) {
+      for (const key of endpointKeys) {
+        for (const { name, position } of placeholdersOf(env[key] ?? '')) {
+          const where = `${p.id}.environments.${envName}.${key} {${name}}`;
+          const type = p.connection_params?.[name]?.type;
+          assert.ok(type, `${where} has no declared type`);
+          assert.ok(typesFor[position].includes(type), `${where}: a ${type} cannot stand in the ${position}`);
+          typed++;
+        }
+      }
+    }
+  }
+  assert.ok(typed >= 20, `only ${typed} typed placeholders: the catalog's shopify, okta, salesforce … entries use them`);
+  assert.equal(get('shopify').connection_params?.shop?.type, 'hostname_label');
+  assert.equal(get('quickbooks').connection_params?.realm_id?.type, 'numeric_id');
+  assert.deepEqual(get('salesforce').connection_params?.instance_url?.suffix, ['.salesforce.com', '.force.com']);
 });
 
 test('every oauth2 provider has authorization_url and token_url in every environment; token grants have token_url', () => {

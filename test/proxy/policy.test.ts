@@ -10,7 +10,8 @@ const rule = (method: ScopeRule['method'], path: string): ScopeRule => ({ method
 
 /**
  * Reference implementation: decoded segments joined with NUL (which no generated segment holds),
- * the glob turned into a regular expression over that string.
+ * the glob turned into a regular expression over that string. A segment that holds a '/' once
+ * decoded becomes U+0001, which neither `*` nor a literal matches, only `**`.
  */
 function referenceMatch(glob: string, path: string): boolean {
   const strip = (p: string) => {
@@ -19,11 +20,11 @@ function referenceMatch(glob: string, path: string): boolean {
     return s === '' ? [] : s.split('/');
   };
   const subject = strip(path)
-    .map((s) => `\u0000${decodeURIComponent(s)}`)
+    .map((s) => `\u0000${decodeURIComponent(s).includes('/') ? '\u0001' : decodeURIComponent(s)}`)
     .join('');
   const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const source = strip(glob)
-    .map((g) => (g === '**' ? '(?:\u0000[^\u0000]*)*' : g === '*' ? '\u0000[^\u0000]+' : `\u0000${escape(g)}`))
+    .map((g) => (g === '**' ? '(?:\u0000[^\u0000]*)*' : g === '*' ? '\u0000[^\u0000\u0001]+' : `\u0000${escape(g)}`))
     .join('');
   return new RegExp(`^${source}$`, 'u').test(subject);
 }
@@ -156,10 +157,12 @@ test('globs: * is one non-empty segment, ** zero or more anywhere, literals are 
   assert.ok(m('/*/*/*/comments', '/a/b/c/comments'));
 });
 
-test('paths are compared decoded, segment by segment: %2F stays inside its segment', () => {
+test('paths are compared decoded, segment by segment: %2F never makes a new segment, and only ** spans it', () => {
   const m = (glob: string, path: string) => ruleMatches(rule('GET', glob), 'GET', path);
-  assert.ok(m('/projects/*/repository/**', '/projects/group%2Fproject/repository/tree'));
-  assert.ok(m('/projects/*', '/projects/group%2Fproject'));
+  assert.ok(m('/projects/**', '/projects/group%2Fproject/repository/tree'));
+  assert.ok(m('/projects/123/repository/**', '/projects/123/repository/tree'));
+  assert.ok(!m('/projects/*/repository/**', '/projects/group%2Fproject/repository/tree'), 'a * never spans an encoded /');
+  assert.ok(!m('/projects/*', '/projects/group%2Fproject'));
   assert.ok(!m('/projects/*/*', '/projects/group%2Fproject'), '%2F does not make a new segment');
   assert.ok(!m('/projects/group/project', '/projects/group%2Fproject'));
   assert.ok(m('/users/@me', '/users/%40me'));

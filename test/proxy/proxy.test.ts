@@ -30,7 +30,9 @@ describe('the proxy against the sandbox API: every problem code, retries, refres
   let writerKey: string;
 
   async function createAgent(grants: { connection: string; scopes: string[]; token_export?: boolean }[], name = 'agent') {
-    const res = await env.warrant.app.inject({ method: 'POST', url: '/v1/agents', headers: admin, payload: { name, owner: 'alice@example.com', grants } });
+    // The connection's own owner: another owner's agent would need a share (agents/shares.ts).
+    const owner = (await env.warrant.store.connections.get(grants[0]!.connection))?.owner;
+    const res = await env.warrant.app.inject({ method: 'POST', url: '/v1/agents', headers: admin, payload: { name, owner, grants } });
     assert.equal(res.statusCode, 201, res.body);
     return res.json().api_key as string;
   }
@@ -221,13 +223,14 @@ describe('the proxy against the sandbox API: every problem code, retries, refres
     }
   });
 
-  test('reauth_required: the grant was revoked at the IdP; 424 with a re-connect link', async () => {
+  test('reauth_required: the grant was revoked at the IdP; 424 pointing at the connection', async () => {
     const c = await env.connect('hank@example.com', ['items:read']);
     const key = await createAgent([{ connection: c, scopes: ['items:read'] }], 'hank');
     const t = await env.warrant.tokens.getFreshToken(c);
     await env.sandbox.revokeGrantOf(t.accessToken);
     const body = await problem(await call(key, `/v1/proxy/${c}/items`), 'reauth_required', 424);
-    assert.match(body.reauth_url, /\/oauth\/reconnect\//);
+    // The connection in the admin API, not a re-connect link: agents never hold a capability.
+    assert.equal(body.reauth_url, `${env.warrant.config.publicUrl}/v1/connections/${c}`);
   });
 
   test('token export and lease for stateless agents; never a refresh token', async () => {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { WarrantError } from '../../errors/index.ts';
 import type { AuditQueue } from '../../events/audit-queue.ts';
+import { rateLimited, type Limits } from '../../limits/index.ts';
 import type { ProxyAgent } from '../../proxy/forward.ts';
 import type { TokenService } from '../../tokens/index.ts';
 import { bearerOf } from '../auth.ts';
@@ -15,7 +16,13 @@ const minTtl = z.coerce.number().int().min(0).max(86_400);
  * refresh token) and `POST /v1/connections/{id}/lease` (refresh now if the token would not
  * outlive the batch; the token itself only with `token_export`).
  */
-export function agentTokenRoutes(deps: { tokens: TokenService; auditQueue: AuditQueue; authenticate(bearer: string | undefined): Promise<ProxyAgent> }) {
+export function agentTokenRoutes(deps: {
+  tokens: TokenService;
+  auditQueue: AuditQueue;
+  authenticate(bearer: string | undefined): Promise<ProxyAgent>;
+  /** The same per-agent and per-connection limits as the proxy. */
+  limits?: Pick<Limits, 'admit'>;
+}) {
   return async (app: FastifyInstance) => {
     const r = app.withTypeProvider<ZodTypeProvider>();
     const tags = ['agent'];
@@ -32,10 +39,37 @@ export function agentTokenRoutes(deps: { tokens: TokenService; auditQueue: Audit
       return { agent, grant };
     }
 
-    function audited(type: string, agentId: string, connection: string, data: Record<string, unknown>) {
-      const slot = deps.auditQueue.reserve();
+    /**
+     * Runs `fn` within the agent's limits (`rate_limited` past them; refused calls are not audited)
+     * and inside a reserved audit slot that is committed on every path: a failed export or
+     * lease is recorded with its problem code, and never leaves a slot behind (a leaked slot per
+     * failure would fill the queue and refuse every agent's calls).
+     */
+    async function audited<T>(type: string, agentId: string, connection: string, data: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+      const permit = deps.limits ? await deps.limits.admit(agentId, connection) : undefined;
+      try {
+        return await auditedWithin(type, agentId, connection, data, fn);
+      } finally {
+        permit?.release();
+      }
+    }
+
+    /** The audit part of `audited`: the slot counts against the agent's share of the queue. */
+    async function auditedWithin<T>(type: string, agentId: string, connection: string, data: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+      const slot = deps.auditQueue.reserve(agentId);
+      if (!slot && !deps.auditQueue.hasShareLeft(agentId)) {
+        throw rateLimited('agent_audit_share', 1, `this agent already holds its share of the audit queue (${deps.auditQueue.perKeyCapacity} calls in flight)`);
+      }
       if (!slot) throw new WarrantError('unavailable', 'the audit log cannot be written right now; Warrant refuses calls it cannot record');
-      return () => slot.commit({ type, actor: `agent:${agentId}`, subject: `connection:${connection}`, data });
+      const entry = (outcome: Record<string, unknown>) => ({ type, actor: `agent:${agentId}`, subject: `connection:${connection}`, data: { ...data, ...outcome } });
+      try {
+        const result = await fn();
+        slot.commit(entry({ status: 200, code: null }));
+        return result;
+      } catch (err) {
+        slot.commit(entry(err instanceof WarrantError ? { status: err.status, code: err.code } : { status: 500, code: 'internal_error' }));
+        throw err;
+      }
     }
 
     r.get(
@@ -51,9 +85,9 @@ export function agentTokenRoutes(deps: { tokens: TokenService; auditQueue: Audit
       },
       async (req, reply) => {
         const { agent } = await authorize(bearerOf(req), req.params.id, true);
-        const commit = audited('token.exported', agent.id, req.params.id, { min_ttl: req.query.min_ttl ?? 0 });
-        const t = await deps.tokens.getFreshToken(req.params.id, { minTtlSeconds: req.query.min_ttl, actor: `agent:${agent.id}` });
-        commit();
+        const t = await audited('token.exported', agent.id, req.params.id, { min_ttl: req.query.min_ttl ?? 0 }, () =>
+          deps.tokens.getFreshToken(req.params.id, { minTtlSeconds: req.query.min_ttl, actor: `agent:${agent.id}` }),
+        );
         reply.header('cache-control', 'no-store');
         return { connection: req.params.id, access_token: t.accessToken, token_type: 'Bearer' as const, expires_at: iso(t.expiresAt) };
       },
@@ -81,9 +115,9 @@ export function agentTokenRoutes(deps: { tokens: TokenService; auditQueue: Audit
       },
       async (req, reply) => {
         const { agent, grant } = await authorize(bearerOf(req), req.params.id, false);
-        const commit = audited('token.leased', agent.id, req.params.id, { min_ttl: req.body.min_ttl });
-        const t = await deps.tokens.getFreshToken(req.params.id, { minTtlSeconds: req.body.min_ttl, actor: `agent:${agent.id}` });
-        commit();
+        const t = await audited('token.leased', agent.id, req.params.id, { min_ttl: req.body.min_ttl }, () =>
+          deps.tokens.getFreshToken(req.params.id, { minTtlSeconds: req.body.min_ttl, actor: `agent:${agent.id}` }),
+        );
         reply.header('cache-control', 'no-store');
         return {
           connection: req.params.id,

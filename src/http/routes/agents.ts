@@ -38,6 +38,10 @@ const listedAgent = agentView.extend({
   orphan_reasons: z.array(z.enum(['owner_offboarded', 'no_usable_connection', 'expired'])).optional(),
 });
 
+const owner = z.string().trim().min(1).max(320);
+
+const shareView = z.object({ connection: z.string(), owner: z.string(), created_at: z.string() });
+
 const created = agentView.extend({
   /** Shown once: only its hash is stored. */
   api_key: z.string(),
@@ -83,6 +87,37 @@ export function agentRoutes(agents: AgentService) {
     // Idempotent: revoking a revoked agent answers 200 with its view again.
     r.delete('/v1/agents/:id', { schema: { tags, security, params: id, response: { 200: agentView } } }, async (req) =>
       agents.revoke(req.params.id, 'admin'),
+    );
+
+    // Cross-owner grants: the connection's owner lets agents of `owner` be granted it (agents/shares.ts).
+    const shareTags = ['connections'];
+    r.post(
+      '/v1/connections/:id/shares',
+      { schema: { tags: shareTags, security, params: id, body: z.strictObject({ owner }), response: { 200: shareView, 201: shareView } } },
+      async (req, reply) => {
+        const { created, ...share } = await agents.shares.share(req.params.id, req.body.owner, 'admin');
+        return reply.code(created ? 201 : 200).send(share);
+      },
+    );
+
+    r.get(
+      '/v1/connections/:id/shares',
+      { schema: { tags: shareTags, security, params: id, response: { 200: z.object({ shares: z.array(shareView) }) } } },
+      async (req) => ({ shares: await agents.shares.list(req.params.id) }),
+    );
+
+    // Removes the allowance and every grant on the connection held by an agent of that owner.
+    r.delete(
+      '/v1/connections/:id/shares/:owner',
+      {
+        schema: {
+          tags: shareTags,
+          security,
+          params: id.extend({ owner }),
+          response: { 200: z.object({ connection: z.string(), owner: z.string(), grants_removed: z.array(z.string()) }) },
+        },
+      },
+      async (req) => agents.shares.unshare(req.params.id, req.params.owner, 'admin'),
     );
   };
 }

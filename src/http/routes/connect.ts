@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { ConnectFlow } from '../../tokens/index.ts';
+import { cookieName, setCookieHeader, viewOf, type ConnectFlow, type Reconnects } from '../../tokens/index.ts';
 import type { RouteContext } from '../app.ts';
+import { connectionView } from './connections.ts';
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -22,9 +23,16 @@ const sessionView = z.object({
   connection_id: z.string().optional(),
   error: z.string().optional(),
   expires_at: z.string(),
+  /** A re-connect link's session: the connection it re-connects. */
+  reconnect_of: z.string().optional(),
+  /** The re-connect made `connection_id` a new connection; its owner must confirm it replaces `reconnect_of`. */
+  confirmation_required: z.boolean().optional(),
 });
 
-export function connectRoutes(flow: ConnectFlow) {
+const started = z.object({ id: z.string(), authorize_url: z.string(), connect_url: z.string(), expires_at: z.string() });
+const connectionId = z.object({ id: z.string().min(1).max(64) });
+
+export function connectRoutes(flow: ConnectFlow, reconnects: Reconnects) {
   return async (app: FastifyInstance, ctx: RouteContext) => {
     const r = app.withTypeProvider<ZodTypeProvider>();
     const tags = ['connect'];
@@ -32,12 +40,13 @@ export function connectRoutes(flow: ConnectFlow) {
     await app.register(async (admin) => {
       const a = admin.withTypeProvider<ZodTypeProvider>();
       a.addHook('onRequest', ctx.requireAdmin);
+      const security = [{ admin: [] }];
       a.post(
         '/v1/connect-sessions',
         {
           schema: {
             tags,
-            security: [{ admin: [] }],
+            security,
             body: z.strictObject({
               provider: z.string().min(1),
               environment: z.string().min(1).optional(),
@@ -46,34 +55,73 @@ export function connectRoutes(flow: ConnectFlow) {
               redirect_to: z.url().optional(),
               params: z.record(z.string().regex(/^[a-z][a-z0-9_]*$/), z.string().max(2048)).optional(),
             }),
-            response: { 201: z.object({ id: z.string(), authorize_url: z.string(), expires_at: z.string() }) },
+            response: { 201: started },
           },
         },
         async (req, reply) => reply.code(201).send(await flow.createSession(req.body)),
       );
-      a.get(
-        '/v1/connect-sessions/:id',
-        { schema: { tags, security: [{ admin: [] }], params: z.object({ id: z.string().min(1).max(64) }), response: { 200: sessionView } } },
-        async (req) => {
-          const s = await flow.getSession(req.params.id);
-          return {
-            id: s.id,
-            status: s.status,
-            provider: s.provider,
-            environment: s.environment,
-            owner: s.owner,
-            ...(s.connection_id ? { connection_id: s.connection_id } : {}),
-            ...(s.error ? { error: s.error } : {}),
-            expires_at: new Date(s.expires_at).toISOString(),
-          };
+      a.get('/v1/connect-sessions/:id', { schema: { tags, security, params: connectionId, response: { 200: sessionView } } }, async (req) => {
+        const s = await flow.getSession(req.params.id);
+        const pending = reconnects.pendingOf(s);
+        return {
+          id: s.id,
+          status: s.status,
+          provider: s.provider,
+          environment: s.environment,
+          owner: s.owner,
+          ...(s.connection_id ? { connection_id: s.connection_id } : {}),
+          ...(s.error ? { error: s.error } : {}),
+          expires_at: new Date(s.expires_at).toISOString(),
+          ...(s.reconnect_of ? { reconnect_of: s.reconnect_of, confirmation_required: !!pending } : {}),
+        };
+      });
+      // The owner's way to a re-connect link (the other is the `connection.reauth_required` webhook).
+      a.post(
+        '/v1/connections/:id/reconnect-link',
+        {
+          schema: {
+            tags,
+            security,
+            params: connectionId,
+            response: { 201: z.object({ url: z.string(), expires_at: z.string(), session: z.string() }) },
+          },
         },
+        async (req, reply) => reply.code(201).send(await reconnects.link(req.params.id)),
+      );
+      a.post(
+        '/v1/connections/:id/confirm-reconnect',
+        {
+          schema: {
+            tags,
+            security,
+            params: connectionId,
+            body: z.strictObject({ connection: z.string().min(1).max(64) }),
+            response: { 200: connectionView },
+          },
+        },
+        async (req) => viewOf(await reconnects.confirm(req.params.id, req.body.connection, 'admin')),
       );
     });
 
-    // The browser's side: no admin token, the single-use state (or a signed link) is the credential.
+    // The browser's side: no admin token. The start URL's single-use token opens a session once and
+    // binds it to this browser by a cookie; the callback needs the state and that cookie.
+    r.get(
+      '/connect/:id',
+      { schema: { tags, hide: true, params: connectionId, querystring: z.object({ t: z.string().min(1).max(128) }) } },
+      async (req, reply) => {
+        const { location, cookie } = await flow.open(req.params.id, req.query.t);
+        return reply
+          .header('set-cookie', setCookieHeader(cookie, flow.secureCookies))
+          .header('cache-control', 'no-store')
+          .header('referrer-policy', 'no-referrer')
+          .redirect(location, 302);
+      },
+    );
+
     r.get('/oauth/callback', { schema: { tags, hide: true } }, async (req, reply) => {
       const query = new URLSearchParams(req.query as Record<string, string>);
-      const { session, connection, missingScopes } = await flow.handleCallback(query);
+      const { session, connection, missingScopes, pendingFor } = await flow.handleCallback(query, req.headers.cookie);
+      reply.header('set-cookie', setCookieHeader({ name: cookieName(session.id), value: '', maxAgeSeconds: 0 }, flow.secureCookies));
       if (session.redirect_to) {
         const to = new URL(session.redirect_to);
         to.searchParams.set('connect_session', session.id);
@@ -86,23 +134,19 @@ export function connectRoutes(flow: ConnectFlow) {
       if (session.status !== 'completed') {
         return reply.code(400).send(resultPage('Connection failed', [`${session.provider} did not grant access (${session.error ?? 'unknown error'}).`, 'You can close this window and try again.']));
       }
+      if (pendingFor) {
+        return reply.send(
+          resultPage('Waiting for confirmation', [
+            `${session.provider} could not confirm this is the same account as connection ${pendingFor}.`,
+            `The grant was saved as a new connection, ${connection!.id}; ${pendingFor} stays as it was until its owner confirms the replacement.`,
+            'You can close this window.',
+          ]),
+        );
+      }
       const lines = [`Warrant now holds the ${session.provider} grant for ${session.owner}.`, `Connection: ${connection!.id}`];
       if (missingScopes.length) lines.push(`Granted fewer scopes than asked: missing ${missingScopes.join(', ')}.`);
       lines.push('You can close this window.');
       return reply.send(resultPage('Connected', lines));
     });
-
-    r.get(
-      '/oauth/reconnect/:id',
-      {
-        schema: {
-          tags,
-          hide: true,
-          params: z.object({ id: z.string().min(1).max(64) }),
-          querystring: z.object({ exp: z.coerce.number().int(), sig: z.string().min(1).max(128) }),
-        },
-      },
-      async (req, reply) => reply.redirect(await flow.startReconnect(req.params.id, req.query.exp, req.query.sig), 302),
-    );
   };
 }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { viewOf, type ConnectionService } from '../../tokens/index.ts';
 import type { RouteContext } from '../app.ts';
+import { MAX_EXPIRES_IN_SECONDS } from '../../oauth/index.ts';
 
 const id = z.object({ id: z.string().min(1).max(64) });
 const scopeList = z.array(z.string().min(1).max(512)).max(200);
@@ -30,7 +31,8 @@ const importBody = z.strictObject({
   owner: z.string().min(1).max(320),
   access_token: z.string().min(1).max(16384).optional(),
   refresh_token: z.string().min(1).max(16384).optional(),
-  expires_in: z.number().int().positive().optional(),
+  // The same bound as a token endpoint's answer (src/oauth/token-response.ts): one year.
+  expires_in: z.number().int().positive().max(MAX_EXPIRES_IN_SECONDS).optional(),
   scopes: scopeList,
   params: params.optional(),
   private_key: z.string().min(1).max(16384).optional(),

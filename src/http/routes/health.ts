@@ -2,9 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { WarrantError } from '../../errors/index.ts';
-import type { Metrics } from '../metrics.ts';
+import { metricsGuard, type Metrics } from '../metrics.ts';
 
-export async function healthRoutes(app: FastifyInstance, deps: { ping(): Promise<void>; metrics: Metrics }) {
+export async function healthRoutes(app: FastifyInstance, deps: { ping(): Promise<void>; metrics: Metrics; metricsToken?: string }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const status = z.object({ status: z.literal('ok') });
 
@@ -21,7 +21,8 @@ export async function healthRoutes(app: FastifyInstance, deps: { ping(): Promise
     return { status: 'ok' as const };
   });
 
-  r.get('/metrics', { schema: { tags: ['health'], hide: true }, logLevel: 'warn' }, async (_req, reply) => {
+  const guard = metricsGuard(deps.metricsToken);
+  r.get('/metrics', { schema: { tags: ['health'], hide: true }, logLevel: 'warn', ...(guard ? { onRequest: guard } : {}) }, async (_req, reply) => {
     reply.type(deps.metrics.registry.contentType);
     return deps.metrics.registry.metrics();
   });

@@ -1,0 +1,99 @@
+// The transport under every IdP call. oauth4webapi gets its answers through this fetch, which
+// reads each answer once, bounded in size and time, and decides everything that is about HTTP
+// rather than OAuth: network failures and timeouts, non-2xx answers (classified from status and
+// body, see errors.ts), answers too large to be a token response, and the small ways real token
+// endpoints differ from RFC 6749 (token-response.ts). oauth4webapi then only ever sees a 200
+// that conforms.
+
+import type * as oauth from 'oauth4webapi';
+import type { Provider } from '../providers/index.ts';
+import { classifyAnswer, IdpFailure, transportFailure } from './errors.ts';
+import { normaliseTokenResponse } from './token-response.ts';
+
+/** No IdP answer Warrant reads is larger; beyond this it is refused without being buffered. */
+export const MAX_ANSWER_BYTES = 1 << 20;
+
+export type IdpEndpoint = 'token' | 'revocation' | 'introspection';
+
+/** Reads at most `limit` bytes of the body (after content decoding); the rest is cancelled, not read. */
+async function readCapped(res: Response, limit: number): Promise<{ bytes: Uint8Array; overflow: boolean }> {
+  if (!res.body) return { bytes: new Uint8Array(0), overflow: false };
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > limit) {
+    await res.body.cancel().catch(() => {});
+    return { bytes: new Uint8Array(0), overflow: true };
+  }
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (size + value.byteLength > limit) {
+      await reader.cancel().catch(() => {});
+      return { bytes: Buffer.concat(chunks), overflow: true };
+    }
+    size += value.byteLength;
+    chunks.push(value);
+  }
+  return { bytes: Buffer.concat(chunks), overflow: false };
+}
+
+function parseJson(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+  } catch {
+    return undefined;
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The answer's headers minus those that described the bytes on the wire, not the bytes we pass on. */
+function passedHeaders(res: Response, contentType?: string): Headers {
+  const headers = new Headers(res.headers);
+  for (const h of ['content-length', 'content-encoding', 'transfer-encoding']) headers.delete(h);
+  if (contentType) headers.set('content-type', contentType);
+  return headers;
+}
+
+/**
+ * A fetch for oauth4webapi's `customFetch`. On top of bounding the answer: JSON request bodies
+ * (Atlassian), `Accept: application/json` and errors sent with status 200 (GitHub), and the
+ * token-response normalisation of token-response.ts.
+ */
+export function idpFetch(provider: Provider, endpoint: IdpEndpoint) {
+  const quirks = endpoint === 'token' ? provider.token_endpoint : undefined;
+  return async (url: string, options: oauth.CustomFetchOptions<string, unknown>): Promise<Response> => {
+    const headers = new Headers(options.headers as HeadersInit);
+    let body = options.body as string | URLSearchParams | undefined;
+    if (quirks?.accept) headers.set('accept', quirks.accept);
+    if (quirks?.body === 'json' && body instanceof URLSearchParams) {
+      body = JSON.stringify(Object.fromEntries(body));
+      headers.set('content-type', 'application/json');
+    }
+    let res: Response;
+    let read: { bytes: Uint8Array; overflow: boolean };
+    try {
+      // The signal (the call's deadline) also bounds the body read below.
+      res = await fetch(url, { method: options.method, headers, body: body as string, redirect: 'manual', signal: options.signal as AbortSignal });
+      read = await readCapped(res, MAX_ANSWER_BYTES);
+    } catch (err) {
+      throw transportFailure(err);
+    }
+    const json = read.overflow ? undefined : parseJson(read.bytes);
+    if (res.status < 200 || res.status > 299) throw classifyAnswer(res.status, res.headers, json);
+    if (read.overflow) throw new IdpFailure('transient', 'invalid_response', res.status, `the IdP's answer is larger than ${MAX_ANSWER_BYTES} bytes`);
+    // RFC 7009 §2.2: the body of a successful revocation is ignored; some IdPs answer 204.
+    if (endpoint === 'revocation') return new Response(null, { status: 200, headers: passedHeaders(res) });
+    if (endpoint === 'introspection') return new Response(new TextDecoder().decode(read.bytes), { status: 200, headers: passedHeaders(res) });
+    // Parsed whatever the content-type says, as oauth4webapi itself would: some IdPs send JSON as text/plain.
+    if (!isObject(json)) throw new IdpFailure('transient', 'invalid_response', res.status, 'the token endpoint answered with a body that is not a JSON object');
+    if (typeof json.error === 'string' && (quirks?.errors_with_200 || json.access_token === undefined)) throw classifyAnswer(400, res.headers, json);
+    const normalised = normaliseTokenResponse(json, provider.scope_separator);
+    if (!normalised.ok) {
+      throw new IdpFailure('transient', 'invalid_response', res.status, `the token response's ${normalised.field} ${normalised.reason}`);
+    }
+    return new Response(JSON.stringify(normalised.json), { status: 200, headers: passedHeaders(res, 'application/json') });
+  };
+}

@@ -1,0 +1,142 @@
+import { randomBytes } from 'node:crypto';
+import { hashSecret, safeEqual } from '../crypto/index.ts';
+import { WarrantError, invalidRequest } from '../errors/index.ts';
+import { calculatePKCECodeChallenge, generateRandomCodeVerifier, generateRandomState } from '../oauth/index.ts';
+import type { ConnectionRow, ConnectSessionRow, Store } from '../store/index.ts';
+import { cookieName, newBrowserSecret, type BrowserCookie } from './browser.ts';
+import { checkParams, type ClientResolver } from './clients.ts';
+import { newId, type ConnectionService } from './connections.ts';
+import { parseJson, type Clock } from './service.ts';
+
+// Starting a connect session: a Warrant start URL holding a single-use token, whose first open
+// binds the session to that browser (browser.ts), makes the OAuth `state` and sends the browser
+// to the IdP. The callback side is connect.ts.
+
+export interface ConnectSessionInput {
+  provider: string;
+  environment?: string;
+  owner: string;
+  scopes: string[];
+  redirect_to?: string;
+  /** Connection params known before consent (e.g. a tenant's `shop` or `cloud_id`). */
+  params?: Record<string, string>;
+}
+
+export interface StartedSession {
+  id: string;
+  /** Warrant's start URL (the same as `connect_url`): the browser binding is made there. */
+  authorize_url: string;
+  connect_url: string;
+  expires_at: string;
+}
+
+export function createSessionStarter(deps: {
+  store: Store;
+  connections: ConnectionService;
+  clients: ClientResolver;
+  clock: Clock;
+  publicUrl: string;
+  redirectUri: string;
+  sessionTtlSeconds: number;
+}) {
+  const { store, clock, connections, redirectUri } = deps;
+  const refused = () => new WarrantError('invalid_request', 'this link is invalid, was already opened, or has expired; ask for a new one', { field: 't' });
+
+  async function createSession(input: ConnectSessionInput, opts: { reconnectOf?: ConnectionRow; ttlSeconds?: number } = {}): Promise<StartedSession> {
+    const provider = connections.providerFor(input.provider);
+    if (provider.auth !== 'oauth2') throw invalidRequest('provider', `${provider.id} does not use the authorization code flow (${provider.auth}); import the credential with POST /v1/connections`);
+    const environment = connections.environmentFor(provider, input.environment);
+    if (input.redirect_to && !/^https?:\/\//i.test(input.redirect_to)) throw invalidRequest('redirect_to', 'must be an http(s) URL');
+    const scopes = [...new Set([...(provider.default_scopes ?? []), ...input.scopes])];
+    const params = input.params ?? {};
+    checkParams(provider, params);
+    const client = (() => {
+      try {
+        return deps.clients(provider, environment, params);
+      } catch (err) {
+        // A param the IdP's URLs need before consent (Shopify `shop`, Okta `okta_domain`) is the caller's to give.
+        const param = err instanceof WarrantError ? err.members.param : undefined;
+        if (typeof param === 'string' && params[param] === undefined) throw invalidRequest(`params.${param}`, `required by ${provider.id}`);
+        throw err;
+      }
+    })();
+    if (!client.endpoints.authorization_url) throw invalidRequest('provider', `${provider.id} has no authorization_url`);
+    const verifier = provider.pkce ? generateRandomCodeVerifier() : undefined;
+    const start = randomBytes(32).toString('base64url');
+    const now = clock.now();
+    const id = newId('cs');
+    const expiresAt = now + (opts.ttlSeconds ?? deps.sessionTtlSeconds) * 1000;
+    await store.transaction(async (trx) => {
+      await trx
+        .insertInto('connect_sessions')
+        .values({
+          id,
+          provider: provider.id,
+          environment,
+          owner: input.owner,
+          scopes: JSON.stringify(scopes),
+          params: JSON.stringify(params),
+          redirect_to: input.redirect_to ?? null,
+          // No state until the start URL is opened (and the session bound to that browser).
+          state_hash: `unopened:${randomBytes(12).toString('base64url')}`,
+          start_hash: hashSecret(start),
+          status: 'pending',
+          connection_id: opts.reconnectOf?.id ?? null,
+          reconnect_of: opts.reconnectOf?.id ?? null,
+          error: null,
+          expires_at: expiresAt,
+          created_at: now,
+          completed_at: null,
+        })
+        .execute();
+      if (verifier) await store.vault.put({ scope: 'connect_session', ref: id, field: 'code_verifier' }, verifier, trx);
+    });
+    const url = `${deps.publicUrl}/connect/${id}?t=${start}`;
+    return { id, authorize_url: url, connect_url: url, expires_at: new Date(expiresAt).toISOString() };
+  }
+
+  /** A re-connect link only works while its connection waits for one. */
+  async function reconnectTarget(session: ConnectSessionRow): Promise<ConnectionRow | undefined> {
+    if (!session.reconnect_of) return undefined;
+    const row = await store.connections.get(session.reconnect_of);
+    if (!row || row.status !== 'reauth_required') {
+      throw new WarrantError('conflict', `connection ${session.reconnect_of} ${row ? `is ${row.status}` : 'no longer exists'}: this re-connect link is no longer valid`);
+    }
+    return row;
+  }
+
+  /**
+   * The first (and only) open of a start URL: claims it atomically, binds the session to this
+   * browser and sends it to the IdP. A second open, from any browser, is refused.
+   */
+  async function open(id: string, token: string): Promise<{ location: string; cookie: BrowserCookie }> {
+    const row = await store.db.selectFrom('connect_sessions').selectAll().where('id', '=', id).executeTakeFirst();
+    const now = clock.now();
+    if (!row || !row.start_hash || row.status !== 'pending' || row.expires_at <= now || !safeEqual(hashSecret(token), row.start_hash)) throw refused();
+    await reconnectTarget(row);
+    const state = generateRandomState();
+    const browser = newBrowserSecret();
+    // A re-connect link may travel for days; once opened, the IdP leg gets a session's time.
+    const expiresAt = Math.min(row.expires_at, now + deps.sessionTtlSeconds * 1000);
+    const claimed = await store.db
+      .updateTable('connect_sessions')
+      .set({ start_hash: null, browser_hash: hashSecret(browser), state_hash: hashSecret(state), expires_at: expiresAt })
+      .where('id', '=', id)
+      .where('start_hash', '=', row.start_hash)
+      .where('status', '=', 'pending')
+      .executeTakeFirst();
+    if (Number(claimed.numUpdatedRows) !== 1) throw refused();
+    const provider = connections.providerFor(row.provider);
+    const client = deps.clients(provider, row.environment, parseJson(row.params, {}));
+    const verifier = await store.vault.get({ scope: 'connect_session', ref: id, field: 'code_verifier' });
+    const location = client.authorizationUrl({
+      redirectUri,
+      scopes: parseJson<string[]>(row.scopes, []),
+      state,
+      codeChallenge: verifier ? await calculatePKCECodeChallenge(verifier) : undefined,
+    });
+    return { location, cookie: { name: cookieName(id), value: browser, maxAgeSeconds: Math.ceil((expiresAt - now) / 1000) } };
+  }
+
+  return { createSession, open, reconnectTarget };
+}
