@@ -27,7 +27,7 @@ import { createForwarder, createUpstreams, type Forwarder, type Upstreams } from
 import { createAuditQueue, type AuditQueue } from './events/index.ts';
 import { createLimits, type Limits } from './limits/index.ts';
 import { createMemoryLocks, createPostgresLocks, createRedisLocks, withFallback, type Locks } from './locks/index.ts';
-import { createAuditLog, createEventBus, type AuditLog, type EventBus } from './events/index.ts';
+import { createAuditLog, createEventBus, loadChainKey, type AuditLog, type ChainKey, type EventBus } from './events/index.ts';
 import { createWebhooks, type Webhooks, type WebhooksOptions } from './events/index.ts';
 import {
   createClientResolver,
@@ -157,6 +157,20 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     await store.close();
     throw err;
   }
+  // Before the audit log: every entry it appends is an HMAC under the chain key sealed in the vault.
+  let chain: ChainKey;
+  try {
+    const loaded = await loadChainKey({ vault: store.vault, db: store.db, dialect: store.dialect });
+    chain = loaded.chain;
+    if (loaded.created && chain.fromSeq > 1) {
+      // Expected once, on the upgrade to a keyed chain; again means the key was removed from the store.
+      logger.warn({ keyed_from: chain.fromSeq }, 'audit chain key created: earlier audit entries stay unkeyed (SHA-256)');
+    }
+  } catch (err) {
+    await keyHeartbeat.stop();
+    await store.close();
+    throw err;
+  }
   // Generated, stored and printed only in listen(), once the port is bound: a failed bind loses nothing.
   const adminTokens = createAdminTokens({ settings: store.settings, configured: config.adminToken, now });
   let generatedAdminToken: string | undefined;
@@ -164,7 +178,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
   const clock = { now };
   const locks = locksFor(config, store, logger);
   if (store.dialect === 'sqlite') await store.connections.releaseAllClaims();
-  const audit = createAuditLog({ db: store.db, dialect: store.dialect, sqliteFile: store.sqliteFile, now });
+  const audit = createAuditLog({ db: store.db, dialect: store.dialect, sqliteFile: store.sqliteFile, now, chain });
   const bus = createEventBus();
   const clients = createClientResolver({ timeoutMs: config.idpTimeoutMs, env: opts.env });
   const timing = { refreshSkewSeconds: config.refreshSkewSeconds, refreshSkewFraction: config.refreshSkewFraction };
@@ -195,6 +209,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     audit,
     bus,
     publicUrl: config.publicUrl,
+    redirectPerProvider: config.redirectPerProvider,
     sessionTtlSeconds: config.connectSessionTtlSeconds,
     idpTimeoutMs: config.idpTimeoutMs,
   });

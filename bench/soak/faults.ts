@@ -78,11 +78,21 @@ async function kill(ctx: FaultContext): Promise<void> {
   const i = ctx.killIndex;
   const inst = ctx.world.instances[i]!;
   ctx.world.up[i] = false;
+  // The one window no client can close (docs/token-lifecycle.md, "Crashes"): the IdP rotates a
+  // refresh token and the process dies before committing the answer; a strictly rotating IdP (the
+  // sandbox) then kills the grant. The kill is made to land while the IdP *holds* token requests,
+  // as a crash mid-refresh usually does (the answer is the slow part): the sandbox drops a held
+  // request whose client is gone, so nothing was rotated, and the grant must come through.
+  // New token requests are held 3 s; the 1.2 s wait lets the IdP finish (and Warrant commit) the
+  // ones it had already taken, so only held requests are in flight when the process dies.
+  await ctx.sandbox.control('PUT', '/faults', { tokenEndpoint: { delayMs: 3_000 } });
+  await new Promise((r) => setTimeout(r, 1_200));
   const start = Date.now();
   inst.stopping = true;
   inst.proc!.child.kill('SIGKILL');
   await inst.proc!.exited;
   inst.stopping = false;
+  await ctx.sandbox.control('DELETE', '/faults');
   const window: FaultWindow = { kind: 'kill', start, end: Infinity, graceMs: 1_000, instance: i, note: `SIGKILL instance ${i}, restarting` };
   ctx.windows.push(window);
   ctx.background.push(

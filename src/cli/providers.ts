@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { stringify } from 'yaml';
 import { loadConfig } from '../config/index.ts';
-import { loadCatalog, readProviderPath } from '../providers/index.ts';
+import { loadCatalog, readProviderPath, redirectUriOf } from '../providers/index.ts';
 
 export function providersCommand(): Command {
   const providers = new Command('providers').description('The provider catalog: built-in definitions merged with WARRANT_PROVIDERS');
@@ -20,10 +20,13 @@ export function providersCommand(): Command {
 
   providers
     .command('show <id>')
-    .description('Print one provider definition as YAML (secrets appear as their ${env:…} references)')
+    .description('Print one provider definition as YAML (secrets appear as their ${env:…} references) and the redirect URI to register')
     .action((id: string) => {
-      const p = loadCatalog(loadConfig().providersPath).get(id);
+      const config = loadConfig();
+      const p = loadCatalog(config.providersPath).get(id);
       if (!p) throw new Error(`no provider ${id}; see \`warrant providers list\``);
+      // A YAML comment, so the output stays a definition that can be saved and edited.
+      if (p.auth === 'oauth2') process.stdout.write(`# redirect URI to register at the IdP: ${redirectUriOf(config.publicUrl, p, config.redirectPerProvider)}\n`);
       process.stdout.write(stringify(p));
     });
 

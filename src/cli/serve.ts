@@ -36,8 +36,9 @@ export function serveCommand(): Command {
             'Set WARRANT_ADMIN_TOKEN to choose your own instead, or run `warrant admin-token rotate` for a new one.\n\n',
         );
       }
-      warrant.logger.info({ address, store: config.storeKind, providers: warrant.catalog.size }, 'warrant listening');
+      // Handlers first: whoever waits for the "listening" line may signal at once.
       handleSignals(warrant);
+      warrant.logger.info({ address, store: config.storeKind, providers: warrant.catalog.size }, 'warrant listening');
     });
 }
 

@@ -56,6 +56,7 @@ const variables = {
   WARRANT_WEBHOOK_ALLOWED_NETWORKS: networkList,
   WARRANT_METRICS_TOKEN: z.string().min(16, { message: 'must be at least 16 characters' }),
   WARRANT_ALLOW_INSECURE_HTTP: z.enum(['0', '1', 'true', 'false'], { message: 'must be 1 or 0' }),
+  WARRANT_REDIRECT_PER_PROVIDER: z.enum(['0', '1', 'true', 'false']),
   WARRANT_CONFIG: z.string().min(1),
 } as const;
 
@@ -106,6 +107,8 @@ export interface Config {
   proxyIdleTimeoutMs: number;
   /** Networks webhooks may reach although they are not public; empty: only public addresses. */
   webhookAllowedNetworks: readonly string[];
+  /** Each provider's IdP returns to `/oauth/callback/{provider}` rather than the shared `/oauth/callback`. */
+  redirectPerProvider: boolean;
   /** `embedded` = SQLite in the data dir; `postgres` = DATABASE_URL. */
   storeKind: 'embedded' | 'postgres';
   /** Bearer token `/metrics` wants; unset: `/metrics` is open. */
@@ -161,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     dbAcquireTimeoutMs: parsed.WARRANT_DB_ACQUIRE_TIMEOUT_MS ?? defaults.dbAcquireTimeoutMs,
     shutdownGraceSeconds: parsed.WARRANT_SHUTDOWN_GRACE_SECONDS ?? defaults.shutdownGraceSeconds,
     logFormat: parsed.WARRANT_LOG_FORMAT,
+    redirectPerProvider: parsed.WARRANT_REDIRECT_PER_PROVIDER === '1' || parsed.WARRANT_REDIRECT_PER_PROVIDER === 'true',
     ...rateSettings(parsed),
     proxyBodyLimitBytes: parsed.WARRANT_PROXY_BODY_LIMIT_BYTES ?? defaults.proxyBodyLimitBytes,
     proxyIdleTimeoutMs: parsed.WARRANT_PROXY_IDLE_TIMEOUT_MS ?? defaults.proxyIdleTimeoutMs,

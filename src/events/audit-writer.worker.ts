@@ -3,7 +3,9 @@
 // runs on the event loop that serves requests. Both connections take the write lock before
 // reading the chain head (BEGIN IMMEDIATE here, and in every transaction of the main connection),
 // so the chain has one head at a time. The webhook deliveries an entry causes are queued in the
-// same transaction (outbox.ts), as on the main connection.
+// same transaction (outbox.ts), as on the main connection. Entries are keyed with the chain key
+// the main thread hands over in workerData (a KeyObject; absent only where the log is unkeyed).
+import type { KeyObject } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
 import SQLite from 'better-sqlite3';
 import { GENESIS, chainRows, type ChainInput, type ChainRow } from './chain.ts';
@@ -14,7 +16,8 @@ interface AppendMessage {
   inputs: ChainInput[];
 }
 
-const db = new SQLite((workerData as { file: string }).file);
+const { file, key } = workerData as { file: string; key?: KeyObject };
+const db = new SQLite(file);
 db.pragma('journal_mode = WAL');
 db.pragma('busy_timeout = 5000');
 db.pragma('synchronous = NORMAL');
@@ -28,7 +31,7 @@ const queue = db.prepare(
 );
 const append = db.transaction((inputs: ChainInput[]) => {
   const last = head.get() as { hash: string } | undefined;
-  const rows = chainRows(last?.hash ?? GENESIS, inputs, Date.now);
+  const rows = chainRows(last?.hash ?? GENESIS, inputs, Date.now, key);
   const appended = rows.map((r): ChainRow & { seq: number } => ({ ...r, seq: Number(insert.run(r).lastInsertRowid) }));
   if (rows.some((r) => deliverable(r.type))) {
     for (const d of outboxRows(activeHooks.all() as OutboxHook[], rows, Date.now())) queue.run(d);

@@ -1,11 +1,14 @@
 import { Worker } from 'node:worker_threads';
-import { GENESIS, chainRows, hashOf, type ChainRow } from './chain.ts';
+import type { KeyObject } from 'node:crypto';
+import { GENESIS, chainRows, entryHolds, type ChainKey, type ChainRow } from './chain.ts';
 import { writeOutbox } from './outbox.ts';
 import { sql } from 'kysely';
 import type { Db, Dialect, AuditEventRow } from '../store/index.ts';
 
 // A hash chain: each entry's hash covers its content and the previous entry's hash, so an
-// edited, removed or reordered entry breaks every hash after it. `verify()` walks the chain.
+// edited, removed or reordered entry breaks every hash after it. `verify()` walks the chain; from
+// the chain key's boundary on, hashes are HMACs under the key (chain.ts, chain-key.ts), and
+// `head()` is what an operator anchors outside Warrant (docs/audit.md).
 // Each append also queues, in its own transaction, the webhook deliveries its entries cause
 // (outbox.ts): an alert commits with the event or not at all.
 
@@ -31,6 +34,32 @@ export interface AuditEntry extends Required<Omit<AuditInput, 'subject'>> {
 // Arbitrary constant: the advisory lock that serializes appends to the chain on PostgreSQL.
 const CHAIN_LOCK = 0x5741_5252;
 
+/**
+ * Serializes writers of the chain head. Keyed by schema too: each Warrant schema on a shared server
+ * has a chain of its own. SQLite needs nothing: every transaction begins IMMEDIATE.
+ */
+export async function lockChain(trx: Db, dialect: Dialect): Promise<void> {
+  if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(${CHAIN_LOCK}, hashtext(current_schema()))`.execute(trx);
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  entries: number;
+  first_bad?: number;
+  /** The first seq keyed with the chain key (entries before it are unkeyed SHA-256). */
+  keyed_from?: number;
+}
+
+export interface AuditHead {
+  /** 0 while the chain is empty. */
+  seq: number;
+  hash: string;
+  at: number | null;
+  /** The head entry's hash is an HMAC under the chain key, and it holds. */
+  keyed: boolean;
+  keyed_from?: number;
+}
+
 export interface AuditQuery {
   type?: string;
   subject?: string;
@@ -39,24 +68,30 @@ export interface AuditQuery {
   limit?: number;
 }
 
-export function createAuditLog(deps: { db: Db; dialect: Dialect; now: () => number; sqliteFile?: string }) {
-  const { db, dialect } = deps;
+export function createAuditLog(deps: {
+  db: Db;
+  dialect: Dialect;
+  now: () => number;
+  sqliteFile?: string;
+  /** The chain key (loadChainKey). Without it (tests, tools) entries are unkeyed, as before keying. */
+  chain?: ChainKey;
+}) {
+  const { db, dialect, chain } = deps;
 
   const entriesOf = (rows: (ChainRow & { seq: number })[], inputs: AuditInput[]): AuditEntry[] =>
     rows.map((r, i) => ({ ...r, data: inputs[i]!.data ?? {} }));
 
   async function appendIn(trx: Db, inputs: AuditInput[]): Promise<AuditEntry[]> {
-    // Keyed by schema too: each Warrant schema on a shared server has a chain of its own.
-    if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(${CHAIN_LOCK}, hashtext(current_schema()))`.execute(trx);
+    await lockChain(trx, dialect);
     const last = await trx.selectFrom('audit_events').select('hash').orderBy('seq', 'desc').limit(1).executeTakeFirst();
-    const rows = chainRows(last?.hash ?? GENESIS, inputs, deps.now);
+    const rows = chainRows(last?.hash ?? GENESIS, inputs, deps.now, chain?.key);
     // One multi-row statement; RETURNING gives the seqs in insertion order on both dialects.
     const inserted = await trx.insertInto('audit_events').values(rows).returning('seq').execute();
     await writeOutbox(trx, rows, deps.now());
     return entriesOf(rows.map((r, i) => ({ ...r, seq: Number(inserted[i]!.seq) })), inputs);
   }
 
-  const writer = deps.sqliteFile ? createWriterThread(deps.sqliteFile) : undefined;
+  const writer = deps.sqliteFile ? createWriterThread(deps.sqliteFile, chain?.key) : undefined;
 
   return {
     /**
@@ -87,21 +122,52 @@ export function createAuditLog(deps: { db: Db; dialect: Dialect; now: () => numb
       await writer?.close();
     },
 
-    /** Walks the chain from the start; `first_bad` is the seq of the first entry that does not verify. */
-    async verify(pageSize = 1000): Promise<{ ok: boolean; entries: number; first_bad?: number }> {
+    /**
+     * Walks the chain from the start; `first_bad` is the seq of the first entry that does not
+     * verify. Entries from the key's boundary on must be HMACs under the key, and the unkeyed part
+     * before it must end at the head sealed with the key (so it cannot be rewritten either).
+     */
+    async verify(pageSize = 1000): Promise<AuditVerification> {
+      const keyed = chain ? { keyed_from: chain.fromSeq } : {};
       let prev = GENESIS;
       let after = 0;
       let entries = 0;
+      let lastUnkeyed: number | undefined;
+      let crossed = !chain;
+      // The unkeyed part ends where the key says it did; blame its last entry (or the first keyed one).
+      const boundaryHolds = () => !chain || prev === chain.afterHash;
       for (;;) {
         const page = await db.selectFrom('audit_events').selectAll().where('seq', '>', after).orderBy('seq').limit(pageSize).execute();
-        if (!page.length) return { ok: true, entries };
+        if (!page.length) {
+          if (!crossed && !boundaryHolds()) return { ok: false, entries, first_bad: lastUnkeyed ?? chain!.fromSeq, ...keyed };
+          return { ok: true, entries, ...keyed };
+        }
         for (const row of page) {
+          const seq = Number(row.seq);
           entries++;
-          if (row.prev_hash !== prev || hashOf(prev, row) !== row.hash) return { ok: false, entries, first_bad: Number(row.seq) };
+          if (!crossed && seq >= chain!.fromSeq) {
+            crossed = true;
+            if (!boundaryHolds()) return { ok: false, entries, first_bad: lastUnkeyed ?? seq, ...keyed };
+          }
+          if (row.prev_hash !== prev || !entryHolds(chain, seq, prev, row)) return { ok: false, entries, first_bad: seq, ...keyed };
+          if (!crossed) lastUnkeyed = seq;
           prev = row.hash;
-          after = Number(row.seq);
+          after = seq;
         }
       }
+    },
+
+    /**
+     * The chain head, for anchoring outside Warrant: a later export whose entry at `seq` has another
+     * hash, or whose chain no longer verifies, was rewritten (docs/audit.md).
+     */
+    async head(): Promise<AuditHead> {
+      const keyed = chain ? { keyed_from: chain.fromSeq } : {};
+      const row = await db.selectFrom('audit_events').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirst();
+      if (!row) return { seq: 0, hash: GENESIS, at: null, keyed: false, ...keyed };
+      const seq = Number(row.seq);
+      const holds = !!chain && seq >= chain.fromSeq && entryHolds(chain, seq, row.prev_hash, row);
+      return { seq, hash: row.hash, at: Number(row.at), keyed: holds, ...keyed };
     },
   };
 }
@@ -117,7 +183,7 @@ export type AuditLog = ReturnType<typeof createAuditLog>;
  * registers tsx, since a worker does not inherit the parent's module hooks). Referenced only while
  * appends are in flight, so an idle writer never keeps the process alive.
  */
-function createWriterThread(file: string) {
+function createWriterThread(file: string, key: KeyObject | undefined) {
   let worker: Worker | undefined;
   let nextId = 0;
   const waiting = new Map<number, { resolve(rows: (ChainRow & { seq: number })[]): void; reject(err: Error): void }>();
@@ -126,7 +192,8 @@ function createWriterThread(file: string) {
     waiting.clear();
   };
   const start = () => {
-    const w = new Worker(new URL('./audit-writer.worker.mjs', import.meta.url), { workerData: { file } });
+    // The chain key travels as a KeyObject, cloned into the thread: it is never in a message or a log line.
+    const w = new Worker(new URL('./audit-writer.worker.mjs', import.meta.url), { workerData: { file, key } });
     w.on('message', (msg: { id: number; rows?: (ChainRow & { seq: number })[]; error?: string }) => {
       const pending = waiting.get(msg.id);
       waiting.delete(msg.id);

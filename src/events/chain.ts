@@ -1,8 +1,11 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 // The audit log's hash chain, shared by the main thread and the embedded audit writer thread:
 // each entry's hash covers its content and the previous entry's hash, so an edited, removed or
-// reordered entry breaks every hash after it.
+// reordered entry breaks every hash after it. From `fromSeq` on, the hash is an HMAC-SHA256 under
+// the chain key (kept sealed in the vault): someone who can write to the database but does not
+// hold the key can no longer rewrite an entry and recompute the rest of the chain. Entries before
+// it were written by a Warrant that had no key and stay plain SHA-256.
 
 export const GENESIS = '0'.repeat(64);
 
@@ -25,6 +28,18 @@ export interface ChainRow {
   hash: string;
 }
 
+/** The chain key and where keying began: sealed together, so the boundary cannot be moved without the key ring. */
+export interface ChainKey {
+  /** HMAC-SHA256 key (a KeyObject: a stray log line shows no key material). */
+  key: KeyObject;
+  /** The first seq hashed with the key. */
+  fromSeq: number;
+  /** The chain head when the key was made: the first keyed entry follows it. */
+  afterHash: string;
+}
+
+type Hashed = Pick<ChainRow, 'id' | 'at' | 'type' | 'actor' | 'subject' | 'data'>;
+
 export function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
   if (value && typeof value === 'object') {
@@ -37,12 +52,31 @@ export function canonical(value: unknown): string {
   return JSON.stringify(value ?? null);
 }
 
-export function hashOf(prev: string, e: Pick<ChainRow, 'id' | 'at' | 'type' | 'actor' | 'subject' | 'data'>): string {
-  return createHash('sha256').update(JSON.stringify([prev, e.id, e.at, e.type, e.actor, e.subject, e.data])).digest('hex');
+const material = (prev: string, e: Hashed) => JSON.stringify([prev, e.id, e.at, e.type, e.actor, e.subject, e.data]);
+
+/** The unkeyed hash of entries written before the chain had a key. */
+export function hashOf(prev: string, e: Hashed): string {
+  return createHash('sha256').update(material(prev, e)).digest('hex');
 }
 
-/** The rows that extend a chain whose head hash is `prev`, in order. */
-export function chainRows(prev: string, inputs: ChainInput[], now: () => number): ChainRow[] {
+/** The keyed hash: HMAC-SHA256 (RFC 2104) under the chain key. */
+export function macOf(key: KeyObject, prev: string, e: Hashed): string {
+  return createHmac('sha256', key).update(material(prev, e)).digest('hex');
+}
+
+/** Does `e.hash` hold for this entry after `prev`, keyed or not by its position? */
+export function entryHolds(chain: ChainKey | undefined, seq: number, prev: string, e: Hashed & { hash: string }): boolean {
+  const expected = chain && seq >= chain.fromSeq ? macOf(chain.key, prev, e) : hashOf(prev, e);
+  const a = Buffer.from(expected);
+  const b = Buffer.from(e.hash);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * The rows that extend a chain whose head hash is `prev`, in order; keyed when `key` is given
+ * (every entry a keyed instance appends lies past the boundary: it was set above the head).
+ */
+export function chainRows(prev: string, inputs: ChainInput[], now: () => number, key?: KeyObject): ChainRow[] {
   const rows: ChainRow[] = [];
   for (const input of inputs) {
     const row: ChainRow = {
@@ -55,7 +89,7 @@ export function chainRows(prev: string, inputs: ChainInput[], now: () => number)
       prev_hash: prev,
       hash: '',
     };
-    row.hash = hashOf(prev, row);
+    row.hash = key ? macOf(key, prev, row) : hashOf(prev, row);
     prev = row.hash;
     rows.push(row);
   }

@@ -50,7 +50,8 @@ export interface LimitsOptions {
 export function createLimits(opts: LimitsOptions) {
   const s = opts.settings;
   const local = createMemoryBuckets({ now: opts.now });
-  const buckets: TokenBuckets = opts.redisUrl
+  const anyRate = s.agentRatePerSecond > 0 || s.connectionRatePerSecond > 0;
+  const buckets: TokenBuckets = opts.redisUrl && anyRate
     ? createRedisBuckets({ url: opts.redisUrl, prefix: opts.redisPrefix, fallback: local, logger: opts.logger, now: opts.now })
     : local;
   const inFlight = new Map<string, number>();

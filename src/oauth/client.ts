@@ -73,7 +73,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
     token_endpoint: tokenUrl,
     revocation_endpoint: endpoints.revocation_url,
     introspection_endpoint: endpoints.introspection_url,
-    authorization_response_iss_parameter_supported: endpoints.issuer ? undefined : false,
+    authorization_response_iss_parameter_supported: endpoints.issuer ? provider.authorization_response_iss_parameter_supported : false,
   };
   const client: oauth.Client = { client_id: opts.clientId };
   const insecure = [tokenUrl, endpoints.authorization_url, endpoints.revocation_url, endpoints.introspection_url]
@@ -103,6 +103,22 @@ export function createOAuthClient(opts: OAuthClientOptions) {
       extra,
     };
   };
+
+  /**
+   * RFC 9207 §2.4: an `iss` in the authorization response must be this environment's issuer, and
+   * one the IdP always sends must be there; otherwise the response may come from another
+   * authorization server (mix-up, RFC 9700 §4.4) and its code is never sent anywhere. The value
+   * received is not repeated: it is the sender's text.
+   */
+  function checkIssuer(iss: string | null): void {
+    if (!endpoints.issuer) return;
+    if (iss === null && provider.authorization_response_iss_parameter_supported) {
+      throw new OAuthCallError('terminal', 'issuer_missing', undefined, `the authorization response has no iss, which ${provider.id} always sends (RFC 9207): refused as a possible mix-up`);
+    }
+    if (iss !== null && iss !== endpoints.issuer) {
+      throw new OAuthCallError('terminal', 'issuer_mismatch', undefined, `the authorization response's iss is not ${provider.id}'s issuer ${endpoints.issuer} (RFC 9207): refused as a possible mix-up`);
+    }
+  }
 
   async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -137,6 +153,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
     /** RFC 6749 §4.1.2 response checks (state, RFC 9207 iss), then the §4.1.3 code exchange. */
     async exchangeCode(callback: URLSearchParams, params: { redirectUri: string; codeVerifier?: string; expectedState: string }): Promise<TokenSet> {
       const checked = new URLSearchParams(callback);
+      checkIssuer(callback.get('iss'));
       // Without a configured issuer we cannot judge `iss`; drop it rather than compare to a guess.
       if (!endpoints.issuer) checked.delete('iss');
       const validated = await call('authorization response', async () => oauth.validateAuthResponse(as, client, checked, params.expectedState));

@@ -1,3 +1,4 @@
 export * from './schema.ts';
 export * from './loader.ts';
 export * from './placeholders.ts';
+export * from './redirect.ts';

@@ -61,8 +61,15 @@ export const environmentSchema = z.strictObject({
   revocation_url: urlTemplate.optional(),
   introspection_url: urlTemplate.optional(),
   userinfo_url: urlTemplate.optional(),
-  /** OAuth issuer identifier, checked against the `iss` callback parameter when the IdP sends one (RFC 9207). */
-  issuer: url.optional(),
+  /**
+   * The authorization server's issuer identifier (RFC 8414 §2, OIDC discovery `issuer`), checked
+   * against the `iss` of the authorization response (RFC 9207) and of an ID token. May hold typed
+   * `{param}` placeholders known when the session starts (Okta `https://{okta_domain}`).
+   */
+  issuer: urlTemplate
+    .refine((s) => URL.canParse(s.replace(/\{[a-z][a-z0-9_]*\}/g, 'x')), { message: 'must be an absolute URL' })
+    .refine((s) => !/[?#]/.test(s), { message: 'an issuer has no query or fragment (RFC 8414 §2)' })
+    .optional(),
   api_base_url: urlTemplate,
 });
 
@@ -90,6 +97,20 @@ export const providerSchema = z
     authorization_params: z.record(z.string(), z.string()).optional(),
     /** Extra parameters sent with every token request (rarely needed). */
     token_params: z.record(z.string(), z.string()).optional(),
+    /**
+     * The IdP always sends `iss` in the authorization response (RFC 9207 §3, its metadata's
+     * `authorization_response_iss_parameter_supported`): a response without it is refused.
+     */
+    authorization_response_iss_parameter_supported: z.boolean().optional(),
+    /**
+     * The path of this provider's OAuth callback under WARRANT_PUBLIC_URL; default
+     * `/oauth/callback/{id}`. `/oauth/callback` keeps a redirect URI registered before per-provider
+     * paths (src/providers/redirect.ts).
+     */
+    redirect_path: z
+      .string()
+      .regex(/^\/oauth\/callback(\/[a-z0-9-]{1,64})?$/, { message: 'is /oauth/callback or /oauth/callback/<letters, digits, "-">' })
+      .optional(),
     /** PKCE S256 on the authorization code flow (RFC 7636); off only for IdPs that reject it. */
     pkce: z.boolean().default(true),
     /** RFC 8707 resource indicator sent on authorize and token requests. */
@@ -169,6 +190,16 @@ export const providerSchema = z
       for (const key of endpointKeys) {
         const template = env[key];
         if (template) for (const issue of placeholderIssues(p, template)) ctx.addIssue({ code: 'custom', path: ['environments', name, key], message: issue });
+      }
+      if (env.issuer) {
+        for (const issue of placeholderIssues(p, env.issuer)) ctx.addIssue({ code: 'custom', path: ['environments', name, 'issuer'], message: issue });
+        // The issuer is compared before the code is exchanged: its values must be known when the session starts.
+        for (const { name: param } of placeholdersOf(env.issuer)) {
+          const from = p.connection_params?.[param]?.from;
+          if (from && from !== 'connection') ctx.addIssue({ code: 'custom', path: ['environments', name, 'issuer'], message: `{${param}} comes from the ${from}; an issuer may only use params given when the session starts (from: connection)` });
+        }
+      } else if (p.authorization_response_iss_parameter_supported) {
+        ctx.addIssue({ code: 'custom', path: ['environments', name, 'issuer'], message: 'required when authorization_response_iss_parameter_supported is true' });
       }
     }
     for (const [name, def] of Object.entries(p.connection_params ?? {})) {

@@ -202,6 +202,8 @@ export function createForwarder(deps: {
           bodyTimeout: settings.bodyTimeoutMs,
         });
       } catch (err) {
+        // The agent's streamed body failed (too large, idle): that is the outcome, not the upstream.
+        if (isWarrantError(err)) throw err;
         if (retryAllowed && retryableError(err) && outcome.retries < settings.retry.maxRetries && left() > 0) {
           outcome.retries++;
           await waitOrGiveUp(retryDelayMs(outcome.retries, settings.retry), left());

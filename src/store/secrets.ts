@@ -39,6 +39,16 @@ export function createSecretsRepo(db: Db) {
         .execute();
     },
 
+    /** Inserts unless a row with this key exists (never overwrites); whether this call inserted it. */
+    async insertIfAbsent(row: SecretRow, trx: Db = db): Promise<boolean> {
+      const r = await trx
+        .insertInto('secrets')
+        .values(row)
+        .onConflict((oc) => oc.columns(['scope', 'ref', 'field']).doNothing())
+        .executeTakeFirst();
+      return Number(r.numInsertedOrUpdatedRows ?? 0) === 1;
+    },
+
     async delete(key: Partial<SecretKey> & { scope: string; ref: string }, trx: Db = db): Promise<void> {
       let q = trx.deleteFrom('secrets').where('scope', '=', key.scope).where('ref', '=', key.ref);
       if (key.field) q = q.where('field', '=', key.field);

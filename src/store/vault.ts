@@ -50,6 +50,18 @@ export function createVault(deps: { secrets: SecretsRepo; keys: KeysRepo; ring: 
       );
     },
 
+    /**
+     * Seals and stores `plaintext` only if nothing is stored under `key` yet (instances starting at
+     * once agree on one value: each reads back what won). Whether this call stored it.
+     */
+    async putIfAbsent(key: SecretKey, plaintext: string, trx?: Db): Promise<boolean> {
+      const sealed = seal(ring.current(), plaintext, aadOf(key));
+      return secrets.insertIfAbsent(
+        { ...key, kek_id: sealed.kekId, wrapped_key: sealed.wrappedKey, ciphertext: sealed.ciphertext, updated_at: deps.now() },
+        trx,
+      );
+    },
+
     async get(key: SecretKey, trx?: Db): Promise<string | undefined> {
       const row = await secrets.get(key, trx);
       if (!row) return undefined;

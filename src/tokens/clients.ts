@@ -37,7 +37,9 @@ export function endpointsFor(provider: Provider, environment: string, params: Re
     // The API base may use a param the flow learns only at its end (Salesforce instance_url,
     // QuickBooks realmId): the OAuth client never calls it, so it stays unfilled until then.
     const later = k === 'api_base_url' && placeholderNames(v ?? '').some((n) => params[n] === undefined);
-    out[k] = v === undefined || later || k === 'issuer' ? v : fillTemplate(v, params, provider);
+    // The issuer is filled like an endpoint: it is compared with `iss` (RFC 9207), so a placeholder
+    // in it (Okta `https://{okta_domain}`) must hold the connection's checked value.
+    out[k] = v === undefined || later ? v : fillTemplate(v, params, provider);
   }
   return out as ProviderEnvironment;
 }

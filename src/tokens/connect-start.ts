@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hashSecret, safeEqual } from '../crypto/index.ts';
 import { WarrantError, invalidRequest } from '../errors/index.ts';
 import { calculatePKCECodeChallenge, generateRandomCodeVerifier, generateRandomState } from '../oauth/index.ts';
+import type { Provider } from '../providers/index.ts';
 import type { ConnectionRow, ConnectSessionRow, Store } from '../store/index.ts';
 import { cookieName, newBrowserSecret, type BrowserCookie } from './browser.ts';
 import { checkParams, type ClientResolver } from './clients.ts';
@@ -36,10 +37,11 @@ export function createSessionStarter(deps: {
   clients: ClientResolver;
   clock: Clock;
   publicUrl: string;
-  redirectUri: string;
+  /** The redirect URI the authorization request carries for a provider (providers/redirect.ts). */
+  redirectUriFor: (provider: Provider) => string;
   sessionTtlSeconds: number;
 }) {
-  const { store, clock, connections, redirectUri } = deps;
+  const { store, clock, connections } = deps;
   const refused = () => new WarrantError('invalid_request', 'this link is invalid, was already opened, or has expired; ask for a new one', { field: 't' });
 
   async function createSession(input: ConnectSessionInput, opts: { reconnectOf?: ConnectionRow; ttlSeconds?: number } = {}): Promise<StartedSession> {
@@ -129,6 +131,11 @@ export function createSessionStarter(deps: {
     const provider = connections.providerFor(row.provider);
     const client = deps.clients(provider, row.environment, parseJson(row.params, {}));
     const verifier = await store.vault.get({ scope: 'connect_session', ref: id, field: 'code_verifier' });
+    // Kept with the session: the callback must arrive at this URI's path, and the token request
+    // repeats it exactly (RFC 6749 §4.1.3). A session without one was opened before per-provider
+    // paths and used /oauth/callback.
+    const redirectUri = deps.redirectUriFor(provider);
+    await store.vault.put({ scope: 'connect_session', ref: id, field: 'redirect_uri' }, redirectUri);
     const location = client.authorizationUrl({
       redirectUri,
       scopes: parseJson<string[]>(row.scopes, []),

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { hashSecret, safeEqual } from '../crypto/index.ts';
 import { WarrantError, invalidRequest, notFound } from '../errors/index.ts';
 import { classify, type TokenSet } from '../oauth/index.ts';
-import type { Provider } from '../providers/index.ts';
+import { CALLBACK_PATH, redirectUriOf, type Provider } from '../providers/index.ts';
 import type { ConnectionRow, ConnectSessionRow, Store } from '../store/index.ts';
 import type { AuditLog, EventBus } from '../events/index.ts';
 import { accountOf } from './account.ts';
@@ -43,13 +43,14 @@ export function createConnectFlow(deps: {
   clock: Clock;
   logger: Logger;
   publicUrl: string;
+  /** WARRANT_REDIRECT_PER_PROVIDER: `/oauth/callback/{provider}` instead of the shared `/oauth/callback`. */
+  redirectPerProvider?: boolean;
   sessionTtlSeconds: number;
   idpTimeoutMs?: number;
 }) {
   const { store, clock, connections, logger } = deps;
-  const redirectUri = `${deps.publicUrl}/oauth/callback`;
   const idpTimeoutMs = deps.idpTimeoutMs ?? 10_000;
-  const { createSession, open, reconnectTarget } = createSessionStarter({ ...deps, redirectUri });
+  const { createSession, open, reconnectTarget } = createSessionStarter({ ...deps, redirectUriFor: (p) => redirectUriOf(deps.publicUrl, p, deps.redirectPerProvider) });
 
   async function finish(session: ConnectSessionRow, patch: { status: 'completed' | 'failed'; error?: string; connection_id?: string }) {
     await store.db
@@ -163,11 +164,15 @@ export function createConnectFlow(deps: {
     },
 
     /**
-     * GET /oauth/callback, with the request's `Cookie` header. Never throws for the IdP's or the
-     * user's errors: they end the session as failed. Refused without consuming the state: a
-     * callback from a browser that did not open the session, and values that fail their type.
+     * GET /oauth/callback/{provider} (or /oauth/callback), with the request's `Cookie` header and
+     * `arrivedAt`, the callback path the response came to (the HTTP route always passes it; an
+     * in-process caller holding the IdP's redirect passes its path, or nothing to skip that check).
+     * Never throws for the IdP's or the user's errors: they end the session as failed, as does a
+     * response at another provider's path or with another issuer's `iss` (mix-up). Refused without
+     * consuming the state: a callback from a browser that did not open the session, and values
+     * that fail their type.
      */
-    async handleCallback(query: URLSearchParams, cookieHeader?: string): Promise<CallbackOutcome> {
+    async handleCallback(query: URLSearchParams, cookieHeader?: string, arrivedAt?: string): Promise<CallbackOutcome> {
       const state = query.get('state');
       if (!state) throw invalidRequest('query.state', 'missing');
       const stateHash = hashSecret(state);
@@ -187,6 +192,14 @@ export function createConnectFlow(deps: {
         .returningAll()
         .executeTakeFirst();
       if (!claimed) throw invalidRequest('query.state', 'unknown, already used, or from another session');
+      const sent = await store.vault.getAll('connect_session', claimed.id);
+      const redirectUri = sent.redirect_uri ?? `${deps.publicUrl}${CALLBACK_PATH}`;
+      // RFC 9700 §4.4.2.2: the response must come back to the redirect URI this session's request
+      // named, its provider's own; anywhere else, the request was sent to another authorization server.
+      if (arrivedAt !== undefined && `${deps.publicUrl}${arrivedAt}` !== redirectUri) {
+        logger.warn({ session: claimed.id, provider: claimed.provider, arrivedAt }, "authorization response refused: it came to another provider's callback (possible mix-up)");
+        return failed(claimed, 'callback_mismatch');
+      }
       if (claimed.expires_at <= clock.now()) return failed(claimed, 'expired');
       const error = query.get('error');
       if (error) return failed(claimed, /^[\w.-]{1,64}$/.test(error) ? error : 'authorization_error');
@@ -203,13 +216,13 @@ export function createConnectFlow(deps: {
       }
       const scopes = parseJson<string[]>(claimed.scopes, []);
       const client = deps.clients(provider, claimed.environment, params);
-      const verifier = await store.vault.get({ scope: 'connect_session', ref: claimed.id, field: 'code_verifier' });
       let tokens;
       try {
-        tokens = await client.exchangeCode(query, { redirectUri, codeVerifier: verifier, expectedState: state });
+        tokens = await client.exchangeCode(query, { redirectUri, codeVerifier: sent.code_verifier, expectedState: state });
       } catch (err) {
         const e = classify(err, 'code exchange');
-        logger.warn({ session: claimed.id, provider: provider.id, error: e.error }, 'code exchange failed');
+        const mixUp = e.error === 'issuer_mismatch' || e.error === 'issuer_missing';
+        logger.warn({ session: claimed.id, provider: provider.id, error: e.error }, mixUp ? 'authorization response refused by the RFC 9207 iss check (possible mix-up)' : 'code exchange failed');
         return failed(claimed, e.error);
       }
       try {

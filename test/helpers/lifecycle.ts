@@ -68,7 +68,9 @@ export async function startLifecycle(opts: LifecycleOptions = {}): Promise<Lifec
     // As a browser would: the start URL sets the binding cookie and sends it on to the IdP.
     const opened = await warrant.connect.openLink(session.authorize_url);
     const redirect = await sandbox.authorize(Object.fromEntries(new URL(opened.location).searchParams) as never);
-    const outcome = await warrant.connect.handleCallback(new URL(redirect).searchParams, opened.cookieHeader);
+    // Delivered where the IdP sent it: the provider's own callback path.
+    const back = new URL(redirect);
+    const outcome = await warrant.connect.handleCallback(back.searchParams, opened.cookieHeader, back.pathname);
     if (!outcome.connection) throw new Error(`connect failed: ${outcome.session.error}`);
     return outcome.connection.id;
   }

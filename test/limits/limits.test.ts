@@ -164,3 +164,18 @@ describe('Redis buckets', { skip: skipWithoutRedis }, () => {
     }
   });
 });
+
+test('settings: defaults, a burst left unset is twice the rate, 0 turns a limit off, bad values are named', async () => {
+  const { loadConfig, ConfigError } = await import('../../src/config/index.ts');
+  const d = loadConfig({});
+  assert.deepEqual(
+    [d.agentRatePerSecond, d.agentBurst, d.agentConcurrency, d.connectionRatePerSecond, d.connectionBurst, d.connectionConcurrency],
+    [100, 200, 64, 200, 400, 128],
+  );
+  assert.equal(d.proxyBodyLimitBytes, 100 * 1024 * 1024);
+  assert.equal(d.proxyIdleTimeoutMs, 30_000);
+  const c = loadConfig({ WARRANT_AGENT_RATE_PER_SECOND: '2.5', WARRANT_CONNECTION_RATE_PER_SECOND: '0', WARRANT_CONNECTION_BURST: '7', WARRANT_AGENT_CONCURRENCY: '0' });
+  assert.deepEqual([c.agentRatePerSecond, c.agentBurst, c.connectionRatePerSecond, c.connectionBurst, c.agentConcurrency], [2.5, 5, 0, 7, 0]);
+  assert.throws(() => loadConfig({ WARRANT_AGENT_BURST: '0' }), (e: Error) => e instanceof ConfigError && /WARRANT_AGENT_BURST/.test(e.message));
+  assert.throws(() => loadConfig({ WARRANT_PROXY_IDLE_TIMEOUT_MS: '-1' }), (e: Error) => e instanceof ConfigError && /WARRANT_PROXY_IDLE_TIMEOUT_MS/.test(e.message));
+});

@@ -74,6 +74,13 @@ describe('request bodies on the raw proxy route', () => {
     assert.equal(w.warrant.limits.inFlight('agent', (await w.warrant.agents.authenticate(key)).id), 0);
   });
 
+  test('a body Warrant does not forward (GET) is discarded by Node: the keep-alive connection serves the next request', async () => {
+    const get = `GET /v1/proxy/${conn}/items HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Length: 5\r\n\r\nhello`;
+    const last = `GET /v1/proxy/${conn}/items HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nConnection: close\r\n\r\n`;
+    const { text } = await rawExchange(w.base, get + last, 30_000).closed;
+    assert.equal(text.match(/^HTTP\/1\.1 200/gm)?.length, 2, text.slice(0, 500));
+  });
+
   test('a slow body that never stays idle for the timeout goes through', async () => {
     api.seen.length = 0;
     const body = '{"name":"slow but steady"}';
@@ -86,6 +93,51 @@ describe('request bodies on the raw proxy route', () => {
     const { status } = await closed;
     assert.equal(status, 200);
     assert.equal(api.seen[0]?.body.toString(), body);
+  });
+});
+
+describe('large bodies stream through the same bounds', () => {
+  let api: LocalApi;
+  let w: Instance;
+  let conn: string;
+  let key: string;
+  before(async () => {
+    api = await startLocalApi();
+    w = await startInstance(api, { WARRANT_PROXY_BODY_LIMIT_BYTES: String(2 * 1024 * 1024) });
+    conn = await importConnection(w.warrant);
+    ({ key } = await createAgent(w.warrant, conn, ['write']));
+  });
+  after(async () => {
+    await w?.close();
+    await api?.close();
+  });
+
+  const chunked = (bytes: number) =>
+    new ReadableStream({
+      start(c) {
+        for (let sent = 0; sent < bytes; sent += 64 * 1024) c.enqueue(new Uint8Array(Math.min(64 * 1024, bytes - sent)).fill(120));
+        c.close();
+      },
+    });
+  const post = (body: BodyInit) =>
+    fetch(`${w.base}/v1/proxy/${conn}/items`, { method: 'POST', body, headers: { authorization: `Bearer ${key}` }, duplex: 'half' } as RequestInit);
+
+  test('a body past the replay buffer but under the limit streams to the upstream whole', async () => {
+    api.seen.length = 0;
+    const res = await post(chunked(1.5 * 1024 * 1024));
+    assert.equal(res.status, 200, await res.text());
+    assert.equal(api.seen[0]?.body.length, 1.5 * 1024 * 1024);
+  });
+
+  test('a streaming body that passes the limit: 413, and the upstream never gets a complete request', async () => {
+    api.seen.length = 0;
+    const body = await problem(await post(chunked(3 * 1024 * 1024)), 413, 'payload_too_large');
+    await sleep(200);
+    assert.equal(api.seen.length, 0);
+    await w.warrant.auditQueue.flush();
+    assert.equal(w.warrant.auditQueue.depth(), 0);
+    const [entry] = (await w.warrant.audit.query({ type: 'proxy.call' })).filter((e) => e.data.request_id === body.instance);
+    assert.equal(entry?.data.code, 'payload_too_large', 'audited as what the agent was told, not as an upstream failure');
   });
 });
 

@@ -144,7 +144,7 @@ test('assertions with a bad claim are invalid_grant; the issuer URL is an accept
     'wrong aud': { aud: `${sb.apiBaseUrl}` },
     'wrong iss': { iss: 'someone-else@sandbox.example' },
     expired: { iat: now - 600, exp: now - 10 },
-    'longer than an hour': { exp: now + 3601 },
+    'longer than an hour': { exp: now + 3700 },
     'issued in the future': { iat: now + 600, exp: now + 900 },
     'no jti': { jti: undefined },
     'no exp': { exp: undefined },

@@ -58,7 +58,7 @@ for (const kind of storeKinds) describe(`re-connect links (${kind.name}): single
     const params = Object.fromEntries(new URL(start.headers.location as string).searchParams);
     const redirect = new URL(await env.sandbox.authorize({ ...params, ...(opts.loginHint ? { login_hint: opts.loginHint } : {}) } as never));
     const cookie = opts.cookie === undefined ? own : opts.cookie;
-    const cb = await env.warrant.app.inject({ url: `/oauth/callback${redirect.search}`, headers: cookie ? { cookie } : {} });
+    const cb = await env.warrant.app.inject({ url: `${redirect.pathname}${redirect.search}`, headers: cookie ? { cookie } : {} });
     return { start, redirect, own, cb };
   }
 
@@ -138,7 +138,7 @@ for (const kind of storeKinds) describe(`re-connect links (${kind.name}): single
     assert.equal(late.start.statusCode, 409);
     assert.equal(late.start.json().code, 'conflict');
     const cookie = String([start.headers['set-cookie']].flat()[0]).split(';')[0]!;
-    const cb = await env.warrant.app.inject({ url: `/oauth/callback${pending.search}`, headers: { cookie } });
+    const cb = await env.warrant.app.inject({ url: `${pending.pathname}${pending.search}`, headers: { cookie } });
     assert.equal(cb.statusCode, 409);
     assert.equal((await env.warrant.connections.get(id)).status, 'active');
   });
@@ -151,7 +151,7 @@ for (const kind of storeKinds) describe(`re-connect links (${kind.name}): single
     assert.equal(cb!.json().field, 'cookie');
     assert.equal((await env.warrant.connections.get(id)).status, 'reauth_required');
     // The browser that opened it still can.
-    const ok = await env.warrant.app.inject({ url: `/oauth/callback${redirect!.search}`, headers: { cookie: own } });
+    const ok = await env.warrant.app.inject({ url: `${redirect!.pathname}${redirect!.search}`, headers: { cookie: own } });
     assert.equal(ok.statusCode, 200, ok.body);
     assert.equal((await env.warrant.connections.get(id)).status, 'active');
   });

@@ -47,8 +47,44 @@ export function auditRoutes(audit: AuditLog) {
     );
     r.get(
       '/v1/audit/verify',
-      { schema: { tags, security: [{ admin: [] }], response: { 200: z.object({ ok: z.boolean(), entries: z.number(), first_bad: z.number().optional() }) } } },
+      {
+        schema: {
+          tags,
+          security: [{ admin: [] }],
+          response: {
+            200: z.object({
+              ok: z.boolean(),
+              entries: z.number(),
+              first_bad: z.number().optional(),
+              keyed_from: z.number().optional().describe('first seq keyed with the chain key (HMAC); earlier entries are unkeyed SHA-256'),
+            }),
+          },
+        },
+      },
       async () => audit.verify(),
+    );
+    // For external anchoring (docs/audit.md): publish it somewhere append-only, check later exports against it.
+    r.get(
+      '/v1/audit/head',
+      {
+        schema: {
+          tags,
+          security: [{ admin: [] }],
+          response: {
+            200: z.object({
+              seq: z.number().describe('0 while the log is empty'),
+              hash: z.string(),
+              at: z.string().nullable(),
+              keyed: z.boolean().describe("the head entry's hash is an HMAC under the chain key, and it holds"),
+              keyed_from: z.number().optional(),
+            }),
+          },
+        },
+      },
+      async () => {
+        const head = await audit.head();
+        return { ...head, at: head.at === null ? null : new Date(head.at).toISOString() };
+      },
     );
   };
 }

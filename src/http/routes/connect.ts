@@ -1,6 +1,7 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { CALLBACK_PATH } from '../../providers/index.ts';
 import { cookieName, setCookieHeader, viewOf, type ConnectFlow, type Reconnects } from '../../tokens/index.ts';
 import type { RouteContext } from '../app.ts';
 import { connectionView } from './connections.ts';
@@ -28,6 +29,13 @@ const sessionView = z.object({
   /** The re-connect made `connection_id` a new connection; its owner must confirm it replaces `reconnect_of`. */
   confirmation_required: z.boolean().optional(),
 });
+
+/** Warrant's own reasons for refusing an authorization response (mix-up defence): the page says what happened. */
+const refusedAnswers: Record<string, string> = {
+  callback_mismatch: "the answer came back to another provider's callback address",
+  issuer_mismatch: "the answer names another authorization server (its iss is not the provider's issuer)",
+  issuer_missing: 'the answer does not name its authorization server (no iss), which this provider always does',
+};
 
 const started = z.object({ id: z.string(), authorize_url: z.string(), connect_url: z.string(), expires_at: z.string() });
 const connectionId = z.object({ id: z.string().min(1).max(64) });
@@ -118,9 +126,11 @@ export function connectRoutes(flow: ConnectFlow, reconnects: Reconnects) {
       },
     );
 
-    r.get('/oauth/callback', { schema: { tags, hide: true } }, async (req, reply) => {
+    // Each provider's IdP returns to its own path (providers/redirect.ts); the bare base path
+    // serves `redirect_path: /oauth/callback` and sessions opened before per-provider paths.
+    const callback = async (req: FastifyRequest, reply: FastifyReply, arrivedAt: string) => {
       const query = new URLSearchParams(req.query as Record<string, string>);
-      const { session, connection, missingScopes, pendingFor } = await flow.handleCallback(query, req.headers.cookie);
+      const { session, connection, missingScopes, pendingFor } = await flow.handleCallback(query, req.headers.cookie, arrivedAt);
       reply.header('set-cookie', setCookieHeader({ name: cookieName(session.id), value: '', maxAgeSeconds: 0 }, flow.secureCookies));
       if (session.redirect_to) {
         const to = new URL(session.redirect_to);
@@ -132,7 +142,11 @@ export function connectRoutes(flow: ConnectFlow, reconnects: Reconnects) {
       }
       reply.type('text/html; charset=utf-8').header('cache-control', 'no-store');
       if (session.status !== 'completed') {
-        return reply.code(400).send(resultPage('Connection failed', [`${session.provider} did not grant access (${session.error ?? 'unknown error'}).`, 'You can close this window and try again.']));
+        const refused = refusedAnswers[session.error ?? ''];
+        const why = refused
+          ? `Warrant refused the answer to this ${session.provider} sign-in: ${refused} (${session.error}). It may not come from ${session.provider}; nothing was exchanged.`
+          : `${session.provider} did not grant access (${session.error ?? 'unknown error'}).`;
+        return reply.code(400).send(resultPage('Connection failed', [why, 'You can close this window and try again.']));
       }
       if (pendingFor) {
         return reply.send(
@@ -147,6 +161,12 @@ export function connectRoutes(flow: ConnectFlow, reconnects: Reconnects) {
       if (missingScopes.length) lines.push(`Granted fewer scopes than asked: missing ${missingScopes.join(', ')}.`);
       lines.push('You can close this window.');
       return reply.send(resultPage('Connected', lines));
-    });
+    };
+    r.get(CALLBACK_PATH, { schema: { tags, hide: true } }, (req, reply) => callback(req, reply, CALLBACK_PATH));
+    r.get(
+      `${CALLBACK_PATH}/:provider`,
+      { schema: { tags, hide: true, params: z.object({ provider: z.string().regex(/^[a-z0-9-]{1,64}$/) }) } },
+      (req, reply) => callback(req, reply, `${CALLBACK_PATH}/${req.params.provider}`),
+    );
   };
 }

@@ -72,8 +72,13 @@ export function rawProxyRoute(deps: {
       if (deps.auditQueue && !deps.auditQueue.hasShareLeft(agent.id)) {
         throw rateLimited('agent_audit_share', 1, `this agent already holds its share of the audit queue (${deps.auditQueue.perKeyCapacity} calls in flight)`);
       }
+      // GET and HEAD bodies are never forwarded: left to Node, which discards them after the answer.
       const hasBody = req.headers['transfer-encoding'] !== undefined || (declared !== undefined && declared !== '0');
-      if (hasBody) body = new GuardedBody(req, bodyLimits);
+      if (hasBody && req.method !== 'GET' && req.method !== 'HEAD') {
+        const guarded = (body = new GuardedBody(req, bodyLimits));
+        // Whatever was not read by then goes back to Node to discard.
+        res.once('finish', () => guarded.destroy());
+      }
       const result = await deps.forwarder.forward({
         requestId,
         agent,
