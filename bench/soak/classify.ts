@@ -19,7 +19,11 @@ export function deathsOf(p: PassOutcome, earlierPass = false): Death[] {
   ];
 }
 
-/** The token service's lock TTL with the default IdP timeout: 2 × 10 s + 5 s (src/tokens/service.ts). */
+/**
+ * How long after a kill a 503 is still the kill's doing: the token requests the IdP holds around
+ * the kill (3 s), the dead holder's lock and refresh claim (6 s each, src/tokens/service.ts), and a
+ * waiter's own deadline (2 × the IdP timeout + 5 s) for a refresh that started before it lapsed.
+ */
 const lockTtlMs = 25_000;
 
 /** Why a failed call was expected, or undefined when nothing the soak did explains it. */
