@@ -4,6 +4,7 @@
 // REDIS_URL is set; concurrency is capped per instance, because what it protects — sockets,
 // memory, audit slots — is each instance's own.
 import type { Logger } from 'pino';
+import type { Config } from '../config/index.ts';
 import { WarrantError } from '../errors/index.ts';
 import { createMemoryBuckets, type BucketSpec, type Refusal, type TokenBuckets } from './buckets.ts';
 import { createRedisBuckets } from './redis.ts';
@@ -11,15 +12,11 @@ import { createRedisBuckets } from './redis.ts';
 export { createMemoryBuckets, type BucketSpec, type Refusal, type TokenBuckets } from './buckets.ts';
 export { createRedisBuckets, type RedisBucketsOptions } from './redis.ts';
 
-/** 0 turns a limit off. */
-export interface LimitSettings {
-  agentRatePerSecond: number;
-  agentBurst: number;
-  agentConcurrency: number;
-  connectionRatePerSecond: number;
-  connectionBurst: number;
-  connectionConcurrency: number;
-}
+/** The limit settings of the config (documented there); 0 turns a limit off. */
+export type LimitSettings = Pick<
+  Config,
+  'agentRatePerSecond' | 'agentBurst' | 'agentConcurrency' | 'connectionRatePerSecond' | 'connectionBurst' | 'connectionConcurrency'
+>;
 
 /** One admitted call; release it when the call is over (idempotent). */
 export interface Permit {
