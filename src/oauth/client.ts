@@ -1,6 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { SignJWT, importPKCS8 } from 'jose';
-import type { Provider, ProviderEnvironment } from '../providers/index.ts';
+import { responseScopeSeparator, type Provider, type ProviderEnvironment } from '../providers/index.ts';
 import { classify, OAuthCallError } from './errors.ts';
 import { idpFetch, type IdpEndpoint } from './fetch.ts';
 import { normaliseTokenResponse } from './token-response.ts';
@@ -91,7 +91,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
   // The transport already normalised the answer; checked again here so a TokenSet is well-typed
   // whatever path produced it (see token-response.ts).
   const toTokenSet = (r: oauth.TokenEndpointResponse): TokenSet => {
-    const n = normaliseTokenResponse(r as unknown as Record<string, unknown>, provider.scope_separator);
+    const n = normaliseTokenResponse(r as unknown as Record<string, unknown>, responseScopeSeparator(provider));
     if (!n.ok) throw new OAuthCallError('transient', 'invalid_response', 200, `the token response's ${n.field} ${n.reason}`);
     const { access_token, token_type, expires_in, refresh_token, scope, ...extra } = n.json;
     return {

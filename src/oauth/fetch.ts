@@ -6,7 +6,7 @@
 // that conforms.
 
 import type * as oauth from 'oauth4webapi';
-import type { Provider } from '../providers/index.ts';
+import { responseScopeSeparator, type Provider } from '../providers/index.ts';
 import { classifyAnswer, IdpFailure, transportFailure } from './errors.ts';
 import { normaliseTokenResponse } from './token-response.ts';
 
@@ -90,7 +90,7 @@ export function idpFetch(provider: Provider, endpoint: IdpEndpoint) {
     // Parsed whatever the content-type says, as oauth4webapi itself would: some IdPs send JSON as text/plain.
     if (!isObject(json)) throw new IdpFailure('transient', 'invalid_response', res.status, 'the token endpoint answered with a body that is not a JSON object');
     if (typeof json.error === 'string' && (quirks?.errors_with_200 || json.access_token === undefined)) throw classifyAnswer(400, res.headers, json);
-    const normalised = normaliseTokenResponse(json, provider.scope_separator);
+    const normalised = normaliseTokenResponse(json, responseScopeSeparator(provider));
     if (!normalised.ok) {
       throw new IdpFailure('transient', 'invalid_response', res.status, `the token response's ${normalised.field} ${normalised.reason}`);
     }

@@ -2,3 +2,4 @@ export * from './schema.ts';
 export * from './loader.ts';
 export * from './placeholders.ts';
 export * from './redirect.ts';
+export * from './granted-scopes.ts';

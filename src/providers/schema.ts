@@ -116,6 +116,14 @@ export const providerSchema = z
     /** RFC 8707 resource indicator sent on authorize and token requests. */
     resource: z.string().optional(),
     scope_separator: z.string().min(1).default(' '),
+    /** How the token response separates granted scopes, when not as the request does (GitHub ",", Linear " "). */
+    scope_response_separator: z.string().min(1).optional(),
+    /**
+     * A prefix the token response puts before granted scopes (Microsoft answers
+     * `https://graph.microsoft.com/mail.read` for `Mail.Read`): stripped, and the rest matched to the
+     * catalog's or the request's spelling without regard to case.
+     */
+    scope_response_prefix: z.string().min(1).optional(),
     /** Scopes always requested, e.g. `offline_access` where that is how refresh tokens are granted. */
     default_scopes: z.array(z.string().min(1)).optional(),
     refresh_token_rotation: z.boolean().default(false),

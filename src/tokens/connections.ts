@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { WarrantError, invalidRequest, notFound } from '../errors/index.ts';
 import { OAuthCallError, classify, type TokenSet } from '../oauth/index.ts';
-import type { Provider } from '../providers/index.ts';
+import { grantedScopes, type Provider } from '../providers/index.ts';
 import type { ConnectionRow, ConnectionStatus, Store } from '../store/index.ts';
 import type { AuditLog, EventBus } from '../events/index.ts';
 import { checkParams, type ClientResolver } from './clients.ts';
@@ -125,7 +125,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     const lifetime = tokenLifetimeSeconds(tokens, provider);
     // No token yet (client credentials, JWT bearer): born expired, so the first use mints one.
     const expiresAt = !tokens.access_token ? now : lifetime === null ? null : now + lifetime * 1000;
-    const granted = tokens.scope ? tokens.scope.split(provider.scope_separator === ' ' ? /\s+/ : provider.scope_separator).filter(Boolean) : input.requestedScopes;
+    const granted = grantedScopes(provider, tokens.scope, input.requestedScopes) ?? input.requestedScopes;
     const id = input.existing?.id ?? newId('con');
     const fields = {
       provider: provider.id,

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { WarrantError } from '../errors/index.ts';
 import { OAuthCallError, classify, outcomeUnknown, type TokenSet } from '../oauth/index.ts';
-import type { Provider } from '../providers/index.ts';
+import { grantedScopes, type Provider } from '../providers/index.ts';
 import { isStoreUnavailable, type ConnectionPatch, type ConnectionRow, type Store } from '../store/index.ts';
 import { sleep } from '../locks/index.ts';
 import type { AuditInput, AuditLog, EventBus } from '../events/index.ts';
@@ -152,7 +152,7 @@ export function createRefresher(deps: RefreshDeps) {
     const lifetime = tokenLifetimeSeconds(tokens, provider);
     const expiresAt = lifetime === null ? null : expiryFrom(sentAt, lifetime);
     const lifetimeMs = lifetime === null ? null : lifetime * 1000;
-    const granted = tokens.scope ? tokens.scope.split(provider.scope_separator === ' ' ? /\s+/ : provider.scope_separator).filter(Boolean) : undefined;
+    const granted = grantedScopes(provider, tokens.scope, parseJson<string[]>(row.requested_scopes, []));
     const recovered = row.failure_count > 0 || row.status === 'error' || row.refresh_indeterminate_at !== null;
     const patch: ConnectionPatch = {
       status: 'active',
