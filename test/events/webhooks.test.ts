@@ -1,11 +1,10 @@
 import { describe, test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { startLifecycle, sleep, eventually, type LifecycleEnv } from '../helpers/lifecycle.ts';
 import { ADMIN_TOKEN, captureLogger } from '../helpers/app.ts';
 import { openTestStore, storeKinds, type TestStore } from '../helpers/stores.ts';
+import { startReceiver, type Received, type Receiver } from '../helpers/receiver.ts';
 import { isWarrantError } from '../../src/errors/index.ts';
 import {
   createAuditLog,
@@ -20,56 +19,6 @@ import {
   type Webhooks,
   type WebhooksOptions,
 } from '../../src/events/index.ts';
-
-// ---- a real receiver on a loopback port ----
-
-interface Received {
-  path: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-type Answer = number | 'hang' | ((res: ServerResponse) => void);
-
-interface Receiver {
-  url: string;
-  received: Received[];
-  at(path: string): Received[];
-  /** How the receiver answers requests to `path`: a status, a function, or 'hang'. Default 200. */
-  answer(path: string, ...answers: Answer[]): void;
-  close(): Promise<void>;
-}
-
-async function startReceiver(): Promise<Receiver> {
-  const received: Received[] = [];
-  const plans = new Map<string, Answer[]>();
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const path = req.url ?? '/';
-      received.push({ path, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      const plan = plans.get(path) ?? [];
-      const answer = plan.length > 1 ? plan.shift()! : (plan[0] ?? 200);
-      if (answer === 'hang') return;
-      if (typeof answer === 'function') return answer(res);
-      res.writeHead(answer, { 'content-type': 'text/plain' }).end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    received,
-    at: (path) => received.filter((r) => r.path === path),
-    answer: (path, ...answers) => plans.set(path, answers),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /**
  * Standard Webhooks verification written from the spec, apart from src/: the key is the base64

@@ -15,21 +15,25 @@ export interface Receiver {
   url: string;
   received: Received[];
   at(path: string): Received[];
-  /** How requests to `path` are answered from now on: a status, a function, or 'hang'. Default 200. */
-  answer(path: string, answer: Answer): void;
+  /**
+   * How requests to `path` are answered from now on: a status, a function, or 'hang' (default 200).
+   * Several answers are given in turn, the last one to every request after.
+   */
+  answer(path: string, ...answers: Answer[]): void;
   close(): Promise<void>;
 }
 
 export async function startReceiver(): Promise<Receiver> {
   const received: Received[] = [];
-  const plans = new Map<string, Answer>();
+  const plans = new Map<string, Answer[]>();
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const path = req.url ?? '/';
       received.push({ path, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      const answer = plans.get(path) ?? 200;
+      const plan = plans.get(path) ?? [];
+      const answer = plan.length > 1 ? plan.shift()! : (plan[0] ?? 200);
       if (answer === 'hang') return;
       if (typeof answer === 'function') return answer(res);
       res.writeHead(answer, { 'content-type': 'text/plain' }).end('ok');
@@ -41,7 +45,7 @@ export async function startReceiver(): Promise<Receiver> {
     url: `http://127.0.0.1:${port}`,
     received,
     at: (path) => received.filter((r) => r.path === path),
-    answer: (path, answer) => plans.set(path, answer),
+    answer: (path, ...answers) => plans.set(path, answers),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
