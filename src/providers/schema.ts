@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { endpointKeys, placeholderTypes, placeholdersOf, typesFor } from './placeholders.ts';
+import { endpointKeys, placeholderNames, placeholderTypes, placeholdersOf, typesFor } from './placeholders.ts';
 
 // The provider definition format of DESIGN.md ("Running it"). Field names are the file's
 // own (snake_case): the format is a contract read by tools outside this repository, so the
@@ -17,6 +17,11 @@ const methodName = z
  * `{ alt: [json] }` keeps `alt=media` downloads out of a metadata-only scope.
  */
 export const scopeRuleSchema = z.strictObject({
+  /**
+   * The API host the rule is about: a key of the environment's `api_hosts`. Absent: the main
+   * `api_base_url`. A rule only ever matches requests to its own host.
+   */
+  host: z.string().regex(/^[a-z][a-z0-9_-]*$/, { message: 'a host key is lower-case letters, digits, "_" and "-"' }).optional(),
   method: z.union([methodName, z.array(methodName).min(1)]),
   path: z
     .string()
@@ -36,17 +41,25 @@ const jsonScalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
 
 /**
  * A pattern over an upstream answer. Every member given must match: `status` (one or a list),
- * `json` (top-level members, each equal to the value or one of a list), `header` (name → substring),
- * `body_contains` (substring of the raw body).
+ * `json` (members, each equal to the value or one of a list; a key is a dot path into nested
+ * objects, `error.code`, and `[]` after a segment means "any element of this array",
+ * `errors[].extensions.code`), `header` (name → substring), `body_contains` (substring of the raw body).
  */
 export const responsePatternSchema = z.strictObject({
   status: z.union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)]).optional(),
   json: z.record(z.string(), z.union([jsonScalar, z.array(jsonScalar).min(1)])).optional(),
   header: z.record(z.string(), z.string()).optional(),
   body_contains: z.string().min(1).optional(),
-  /** For scope failures: the JSON member that names the missing scope (Slack's `needed`). */
+  /** For scope failures: the JSON member that names the missing scope (Slack's `needed`); a dot path like `json` keys. */
   required_scope_field: z.string().optional(),
 });
+
+const secretRef = z
+  .string()
+  .min(1)
+  .refine((s) => !s.includes('${') || /^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$/.test(s), {
+    message: 'a reference is written ${env:NAME}',
+  });
 
 const url = z.url({ message: 'must be an absolute URL' });
 /** A URL that may hold `{param}` placeholders filled from the connection (Salesforce `{instance_url}`). */
@@ -71,14 +84,59 @@ export const environmentSchema = z.strictObject({
     .refine((s) => !/[?#]/.test(s), { message: 'an issuer has no query or fragment (RFC 8414 §2)' })
     .optional(),
   api_base_url: urlTemplate,
+  /**
+   * Further API hosts of this environment (Dropbox `content`, QuickBooks `payments`), by host key.
+   * The proxy sends a request to one when the agent names its key (`Warrant-Api-Host: content`) or
+   * when the request path starts with one of its `paths`; scope rules name the host they are about.
+   * Each is held to the same SSRF guard as `api_base_url`.
+   */
+  api_hosts: z
+    .record(
+      z.string().regex(/^[a-z][a-z0-9_-]*$/, { message: 'a host key is lower-case letters, digits, "_" and "-"' }),
+      z.strictObject({
+        base_url: urlTemplate,
+        /** Path prefixes (relative to the main API, e.g. `/files/download`) routed to this host. */
+        paths: z.array(z.string().startsWith('/', { message: 'a path prefix starts with "/"' })).optional(),
+      }),
+    )
+    .optional(),
+  /** This environment's own app credentials, when they differ from the definition's (QuickBooks sandbox and production are different apps). */
+  client_id: secretRef.optional(),
+  client_secret: secretRef.optional(),
 });
 
-const secretRef = z
-  .string()
-  .min(1)
-  .refine((s) => !s.includes('${') || /^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$/.test(s), {
-    message: 'a reference is written ${env:NAME}',
-  });
+/** Header name → value; a value may hold `{param}` placeholders filled from the connection's params (`{tenant_id}`). */
+const headerMap = z.record(
+  z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, { message: 'a header name is an HTTP token' }),
+  z.string().refine((v) => !/[\r\n\0]/.test(v), { message: 'a header value has no line breaks' }),
+);
+
+/** A non-RFC 7009 revocation request (GitHub, Slack, Linear, Notion …) and how to tell it worked. */
+export const revocationSchema = z.strictObject({
+  method: z.enum(['POST', 'DELETE', 'GET']).default('POST'),
+  /** `form`: `token=…` (RFC 7009 §2.1, `token_type_hint` added); `json`: `{"<token_field>": …}`; `none`: no body. */
+  body: z.enum(['form', 'json', 'none']).default('form'),
+  /** The body member carrying the token (GitHub and Linear: `access_token`). */
+  token_field: z.string().min(1).default('token'),
+  /**
+   * How the request authenticates: `client` as at the token endpoint (token_auth_method), `basic`
+   * the client id and secret as HTTP Basic (GitHub), `bearer` the token being revoked as a Bearer
+   * token (Slack, Linear, Dropbox), `none`.
+   */
+  auth: z.enum(['client', 'basic', 'bearer', 'none']).default('client'),
+  headers: headerMap.optional(),
+  /**
+   * What an answer that did revoke looks like (status and/or body, as `auth_failures`); default any
+   * 2xx. An answer that does not match (Slack's `200 {"ok": false}`) is reported as not revoked.
+   */
+  success: z.lazy(() => responsePatternSchema).optional(),
+  /**
+   * An API call (relative to `api_base_url`, GET) that must fail with an auth failure once the
+   * token is revoked: how a revocation is verified where there is no introspection and no refresh
+   * token to try (GitHub `/user`, Slack `/auth.test`).
+   */
+  verify_path: z.string().startsWith('/', { message: 'verify_path starts with "/"' }).optional(),
+});
 
 export const providerSchema = z
   .strictObject({
@@ -97,6 +155,40 @@ export const providerSchema = z
     authorization_params: z.record(z.string(), z.string()).optional(),
     /** Extra parameters sent with every token request (rarely needed). */
     token_params: z.record(z.string(), z.string()).optional(),
+    /**
+     * Headers sent on every proxied API call (`Notion-Version: 2022-06-28`), values may hold
+     * `{param}` from the connection (`Xero-tenant-id: {tenant_id}`). They replace a header of the
+     * same name sent by the agent: the definition is authoritative.
+     */
+    api_headers: headerMap.optional(),
+    /** The authorization request parameter that carries the scopes; default `scope` (Slack user tokens: `user_scope`). */
+    scope_param: z.string().regex(/^[a-z_]+$/).default('scope'),
+    /** Where the token set sits in a token response that is not shaped as RFC 6749 §5.1 says. */
+    token_response: z
+      .strictObject({
+        /** A member holding the token set (Slack user tokens: `authed_user`); a dot path. */
+        path: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/).optional(),
+        /** The member of the token set holding the granted scopes, when not `scope`. */
+        scope_field: z.string().min(1).optional(),
+      })
+      .optional(),
+    /**
+     * After consent, a GET with the new access token that finds the tenant the grant reaches
+     * (Atlassian `accessible-resources` → `cloud_id`, Xero `/connections` → `tenant_id`); the value
+     * is stored as the connection param `param`. A param given when the session started must be
+     * one of those found; otherwise the first is taken.
+     */
+    tenant_discovery: z
+      .strictObject({
+        url: url,
+        /** The connection param to fill; must be declared in `connection_params`. */
+        param: z.string().regex(/^[a-z][a-z0-9_]*$/),
+        /** The member of each element (of the answer's array, or of `list`) holding the value. */
+        field: z.string().min(1),
+        /** When the answer is an object, the member holding the array (dot path). */
+        list: z.string().optional(),
+      })
+      .optional(),
     /**
      * The IdP always sends `iss` in the authorization response (RFC 9207 §3, its metadata's
      * `authorization_response_iss_parameter_supported`): a response without it is refused.
@@ -144,6 +236,8 @@ export const providerSchema = z
         accept: z.string().optional(),
         /** The endpoint answers 200 with an `error` member on failure (GitHub). */
         errors_with_200: z.boolean().default(false),
+        /** Headers sent on every token request (Notion: `Notion-Version`). Static: no placeholders. */
+        headers: headerMap.optional(),
       })
       .optional(),
     /** Values a connection carries beyond its tokens, usable as `{name}` in URLs. */
@@ -175,6 +269,8 @@ export const providerSchema = z
       .optional(),
     /** Which token to revoke at disconnect (RFC 7009): the refresh token ends the whole grant where the IdP supports it. */
     revocation_token: z.enum(['refresh_token', 'access_token']).default('refresh_token'),
+    /** How the revocation endpoint is spoken to when it is not RFC 7009; its URL may use `{client_id}`. */
+    revocation: revocationSchema.optional(),
     jwt_bearer: z
       .strictObject({
         audience: z.string().optional(),
@@ -187,6 +283,8 @@ export const providerSchema = z
     auth_failures: z.array(responsePatternSchema).default([]),
     scope_failures: z.array(responsePatternSchema).default([]),
     notes: z.string().optional(),
+    /** Where each fact of the entry comes from: fact (a field name, or a short phrase) → URL and what it says. */
+    sources: z.record(z.string().min(1), z.string().min(1)).optional(),
   })
   .superRefine((p, ctx) => {
     for (const [name, env] of Object.entries(p.environments)) {
@@ -209,6 +307,26 @@ export const providerSchema = z
       } else if (p.authorization_response_iss_parameter_supported) {
         ctx.addIssue({ code: 'custom', path: ['environments', name, 'issuer'], message: 'required when authorization_response_iss_parameter_supported is true' });
       }
+    }
+    for (const [name, env] of Object.entries(p.environments)) {
+      for (const [key, host] of Object.entries(env.api_hosts ?? {})) {
+        for (const issue of placeholderIssues(p, host.base_url)) ctx.addIssue({ code: 'custom', path: ['environments', name, 'api_hosts', key, 'base_url'], message: issue });
+      }
+    }
+    for (const [rule, list] of Object.entries(p.scopes)) {
+      list.forEach((r, i) => {
+        if (r.host && !Object.values(p.environments).some((e) => e.api_hosts?.[r.host!])) {
+          ctx.addIssue({ code: 'custom', path: ['scopes', rule, i, 'host'], message: `no environment has an api_hosts entry ${r.host}` });
+        }
+      });
+    }
+    for (const [header, value] of Object.entries(p.api_headers ?? {})) {
+      for (const name of placeholderNames(value)) {
+        if (!p.connection_params?.[name]) ctx.addIssue({ code: 'custom', path: ['api_headers', header], message: `uses {${name}} but declares no connection param ${name}` });
+      }
+    }
+    if (p.tenant_discovery && !p.connection_params?.[p.tenant_discovery.param]) {
+      ctx.addIssue({ code: 'custom', path: ['tenant_discovery', 'param'], message: `declares no connection param ${p.tenant_discovery.param}` });
     }
     for (const [name, def] of Object.entries(p.connection_params ?? {})) {
       if ((def.type === 'hostname_under' || def.type === 'https_origin') && !def.suffix) {

@@ -1,5 +1,5 @@
 import { createOAuthClient, type OAuthClient } from '../oauth/index.ts';
-import { PlaceholderError, fillEndpoint, placeholderNames, resolveSecretRef, valueProblem, type Provider, type ProviderEnvironment } from '../providers/index.ts';
+import { PlaceholderError, endpointKeys, fillEndpoint, placeholderNames, resolveSecretRef, valueProblem, type Provider, type ProviderEnvironment } from '../providers/index.ts';
 import { WarrantError, invalidRequest } from '../errors/index.ts';
 
 /**
@@ -32,16 +32,20 @@ export function checkParams(provider: Provider, params: Record<string, unknown>,
 export function endpointsFor(provider: Provider, environment: string, params: Record<string, string>): ProviderEnvironment {
   const env = provider.environments[environment];
   if (!env) throw new WarrantError('invalid_request', `environment: ${provider.id} has no environment ${environment}`, { field: 'environment' });
-  const out: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(env)) {
-    // The API base may use a param the flow learns only at its end (Salesforce instance_url,
-    // QuickBooks realmId): the OAuth client never calls it, so it stays unfilled until then.
-    const later = k === 'api_base_url' && placeholderNames(v ?? '').some((n) => params[n] === undefined);
-    // The issuer is filled like an endpoint: it is compared with `iss` (RFC 9207), so a placeholder
-    // in it (Okta `https://{okta_domain}`) must hold the connection's checked value.
-    out[k] = v === undefined || later ? v : fillTemplate(v, params, provider);
+  // An API base may use a param the flow learns only at its end (Salesforce instance_url,
+  // QuickBooks realmId): the OAuth client never calls it, so it stays unfilled until then.
+  const fill = (v: string, api: boolean) => (api && placeholderNames(v).some((n) => params[n] === undefined) ? v : fillTemplate(v, params, provider));
+  const out: ProviderEnvironment = { ...env };
+  // The issuer is filled like an endpoint: it is compared with `iss` (RFC 9207), so a placeholder
+  // in it (Okta `https://{okta_domain}`) must hold the connection's checked value.
+  for (const key of [...endpointKeys, 'issuer'] as const) {
+    const v = env[key];
+    if (v !== undefined) out[key] = fill(v, key === 'api_base_url');
   }
-  return out as ProviderEnvironment;
+  if (env.api_hosts) {
+    out.api_hosts = Object.fromEntries(Object.entries(env.api_hosts).map(([k, h]) => [k, { ...h, base_url: fill(h.base_url, true) }]));
+  }
+  return out;
 }
 
 export interface ClientResolver {

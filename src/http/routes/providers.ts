@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { notFound } from '../../errors/index.ts';
-import type { Provider } from '../../providers/index.ts';
+import { endpointKeys, type Provider, type ProviderEnvironment } from '../../providers/index.ts';
 import type { RouteContext } from '../app.ts';
 
 const providerSummary = z.object({
@@ -28,9 +28,18 @@ export function summarize(p: Provider): z.infer<typeof providerSummary> {
   };
 }
 
+/** The URLs of an environment; its client id and secret (references or not) are never shown. */
+function endpointUrls(env: ProviderEnvironment): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const key of [...endpointKeys, 'issuer'] as const) if (env[key] !== undefined) out[key] = env[key];
+  return out;
+}
+
 const providerDetail = providerSummary.extend({
   token_auth_method: z.string(),
   endpoints: z.record(z.string(), z.record(z.string(), z.string().optional())),
+  /** Further API hosts per environment: host key → base URL. */
+  api_hosts: z.record(z.string(), z.record(z.string(), z.string())).optional(),
   token_lifetime: z.number().optional(),
   scope_rules: z.record(z.string(), z.array(z.object({ method: z.union([z.string(), z.array(z.string())]), path: z.string() }))),
 });
@@ -61,7 +70,10 @@ export async function providerRoutes(app: FastifyInstance, ctx: RouteContext & {
       return {
         ...summarize(p),
         token_auth_method: p.token_auth_method,
-        endpoints: p.environments,
+        endpoints: Object.fromEntries(Object.entries(p.environments).map(([name, env]) => [name, endpointUrls(env)])),
+        api_hosts: Object.fromEntries(
+          Object.entries(p.environments).map(([name, env]) => [name, Object.fromEntries(Object.entries(env.api_hosts ?? {}).map(([k, h]) => [k, h.base_url]))]),
+        ),
         token_lifetime: p.token_lifetime,
         scope_rules: p.scopes,
       };
