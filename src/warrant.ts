@@ -32,6 +32,7 @@ import { createWebhooks, type Webhooks, type WebhooksOptions } from './events/in
 import {
   createClientResolver,
   createConnectFlow,
+  createExpiryNotices,
   createConnectionService,
   createReconnects,
   createScheduler,
@@ -241,7 +242,8 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     allowedNetworks: config.webhookAllowedNetworks,
     ...(opts.webhooks || {}),
   });
-  const scheduler = createScheduler({ store, tokens, clock, logger, intervalMs: config.schedulerIntervalMs });
+  const expiry = createExpiryNotices({ store, catalog, audit, bus, clock, logger });
+  const scheduler = createScheduler({ store, tokens, clock, logger, intervalMs: config.schedulerIntervalMs, expiry });
   const app = await buildApp({
     logger,
     metrics,

@@ -4,6 +4,7 @@ import { sandboxCommand } from './sandbox.ts';
 import { keysCommand } from './keys.ts';
 import { providersCommand } from './providers.ts';
 import { adminTokenCommand } from './admin-token.ts';
+import { doctorCommand } from './doctor.ts';
 import { KeyCheckError } from '../store/index.ts';
 import { FileModeError } from '../util/file-modes.ts';
 
@@ -17,6 +18,7 @@ export function buildCli(): Command {
   program.addCommand(keysCommand());
   program.addCommand(providersCommand());
   program.addCommand(adminTokenCommand());
+  program.addCommand(doctorCommand());
   return program;
 }
 

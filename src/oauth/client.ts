@@ -3,6 +3,7 @@ import { SignJWT, importPKCS8 } from 'jose';
 import { responseScopeSeparator, type Provider, type ProviderEnvironment } from '../providers/index.ts';
 import { classify, OAuthCallError } from './errors.ts';
 import { idpFetch, type IdpEndpoint } from './fetch.ts';
+import { askApiWithToken, revokeShaped, type ApiCheck } from './revocation.ts';
 import { normaliseTokenResponse } from './token-response.ts';
 
 /** A token endpoint answer, wire names kept (RFC 6749 §5.1), normalised by token-response.ts. */
@@ -32,6 +33,8 @@ export interface OAuthClientOptions {
   endpoints: ProviderEnvironment;
   clientId: string;
   clientSecret?: string;
+  /** The definition's `api_headers` with the connection's params filled in, for the API call that verifies a revocation. */
+  apiHeaders?: Record<string, string>;
   timeoutMs: number;
 }
 
@@ -75,8 +78,10 @@ export function createOAuthClient(opts: OAuthClientOptions) {
     introspection_endpoint: endpoints.introspection_url,
     authorization_response_iss_parameter_supported: endpoints.issuer ? provider.authorization_response_iss_parameter_supported : false,
   };
+  // RFC 6749 §6 sends refreshes to the token endpoint; a few IdPs have one of their own (Figma).
+  const refreshAs: oauth.AuthorizationServer = endpoints.refresh_url ? { ...as, token_endpoint: endpoints.refresh_url } : as;
   const client: oauth.Client = { client_id: opts.clientId };
-  const insecure = [tokenUrl, endpoints.authorization_url, endpoints.revocation_url, endpoints.introspection_url]
+  const insecure = [tokenUrl, endpoints.refresh_url, endpoints.authorization_url, endpoints.revocation_url, endpoints.introspection_url]
     .filter((u): u is string => !!u)
     .every(isLoopback);
   const fetchers = { token: idpFetch(provider, 'token'), revocation: idpFetch(provider, 'revocation'), introspection: idpFetch(provider, 'introspection') };
@@ -140,7 +145,8 @@ export function createOAuthClient(opts: OAuthClientOptions) {
       url.searchParams.set('response_type', 'code');
       url.searchParams.set('client_id', opts.clientId);
       url.searchParams.set('redirect_uri', params.redirectUri);
-      if (params.scopes.length) url.searchParams.set('scope', scopeString(params.scopes));
+      // Slack user tokens: `user_scope`.
+      if (params.scopes.length) url.searchParams.set(provider.scope_param, scopeString(params.scopes));
       url.searchParams.set('state', params.state);
       if (params.codeChallenge) {
         url.searchParams.set('code_challenge', params.codeChallenge);
@@ -171,8 +177,8 @@ export function createOAuthClient(opts: OAuthClientOptions) {
     /** RFC 6749 §6. */
     async refresh(refreshToken: string): Promise<TokenSet> {
       return call('refresh', async () => {
-        const res = await oauth.refreshTokenGrantRequest(as, client, clientAuth(opts), refreshToken, { ...request(), additionalParameters: extraParams() });
-        return toTokenSet(await oauth.processRefreshTokenResponse(as, client, res, tokenOptions));
+        const res = await oauth.refreshTokenGrantRequest(refreshAs, client, clientAuth(opts), refreshToken, { ...request(), additionalParameters: extraParams() });
+        return toTokenSet(await oauth.processRefreshTokenResponse(refreshAs, client, res, tokenOptions));
       });
     },
 
@@ -218,9 +224,18 @@ export function createOAuthClient(opts: OAuthClientOptions) {
       });
     },
 
-    /** RFC 7009 §2.1. */
+    /**
+     * RFC 7009 §2.1, or the shape of the provider's `revocation` block (revocation.ts). Resolves
+     * only when the IdP revoked; an answer that says it did not throws, never passes as done.
+     */
     async revoke(token: string, hint: 'refresh_token' | 'access_token'): Promise<void> {
-      if (!endpoints.revocation_url) throw new OAuthCallError('misconfigured', 'unsupported', undefined, `${provider.id} has no revocation endpoint`);
+      const revocationUrl = endpoints.revocation_url;
+      if (!revocationUrl) throw new OAuthCallError('misconfigured', 'unsupported', undefined, `${provider.id} has no revocation endpoint`);
+      const shape = provider.revocation;
+      if (shape) {
+        const target = { provider, shape, url: revocationUrl, clientId: opts.clientId, clientSecret: opts.clientSecret, clientAuth: () => clientAuth(opts), as, client, timeoutMs: opts.timeoutMs };
+        return call('revocation', () => revokeShaped(target, token, hint));
+      }
       await call('revocation', async () => {
         const res = await oauth.revocationRequest(as, client, clientAuth(opts), token, {
           ...request('revocation'),
@@ -228,6 +243,17 @@ export function createOAuthClient(opts: OAuthClientOptions) {
         });
         await oauth.processRevocationResponse(res);
       });
+    },
+
+    /**
+     * Whether the API refuses `accessToken` (GET `revocation.verify_path`): how a revocation is
+     * verified where there is no introspection and no refresh token to try. Never throws.
+     */
+    async checkTokenRefused(accessToken: string): Promise<ApiCheck> {
+      const verifyPath = provider.revocation?.verify_path;
+      if (!verifyPath) return { outcome: 'inconclusive', detail: `could not verify: ${provider.id} has no revocation.verify_path` };
+      if (/\{[a-z][a-z0-9_]*\}/.test(endpoints.api_base_url)) return { outcome: 'inconclusive', detail: 'could not verify: the API base URL lacks a connection param' };
+      return askApiWithToken(provider, { apiBaseUrl: endpoints.api_base_url, verifyPath, apiHeaders: opts.apiHeaders ?? {}, timeoutMs: opts.timeoutMs }, accessToken);
     },
 
     /** RFC 7662 §2. */

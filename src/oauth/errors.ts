@@ -19,7 +19,8 @@ export class OAuthCallError extends Error {
      * The OAuth `error` code the IdP sent (RFC 6749 §5.2), or one of Warrant's own:
      * `server_error` (5xx without a code), `rate_limited` (429 without a code), `timeout`,
      * `network_error`, `invalid_response` (an answer that is not a usable token response),
-     * `invalid_client` (401 without a code).
+     * `invalid_client` (401 without a code), `not_revoked` (a revocation answer that does not
+     * match the provider's `revocation.success` and names no code), `insecure_endpoint`.
      */
     readonly error: string,
     readonly status: number | undefined,
@@ -54,8 +55,11 @@ export class IdpFailure extends Error {
 /** A Retry-After longer than this is read as this: one bad header must not park a grant for days. */
 export const MAX_RETRY_AFTER_SECONDS = 3600;
 
-const terminalErrors = new Set(['invalid_grant', 'unauthorized_client', 'access_denied', 'invalid_token']);
-const transientErrors = new Set(['temporarily_unavailable', 'server_error', 'slow_down']);
+// Beside RFC 6749's codes, the ones Slack sends with HTTP 200 (`{"ok": false, "error": …}`):
+// a dead refresh token or revoked grant is terminal; its outages (which Slack documents as
+// "some aspect of the operation may have succeeded") are transient.
+const terminalErrors = new Set(['invalid_grant', 'unauthorized_client', 'access_denied', 'invalid_token', 'invalid_refresh_token', 'token_revoked']);
+const transientErrors = new Set(['temporarily_unavailable', 'server_error', 'slow_down', 'ratelimited', 'internal_error', 'fatal_error', 'service_unavailable', 'request_timeout']);
 // RFC 6749 §5.2: error codes are %x20-21 / %x23-5B / %x5D-7E; a code is also a log and audit
 // field, so anything longer or outside a plain token alphabet is not repeated.
 const ERROR_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -81,7 +85,7 @@ export function retryAfterOf(headers: Headers | undefined, now = Date.now()): nu
   return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, seconds));
 }
 
-const kindOfCode = (code: string, status: number): FailureKind =>
+export const kindOfCode = (code: string, status: number): FailureKind =>
   status >= 500 || status === 429 || transientErrors.has(code) ? 'transient' : terminalErrors.has(code) ? 'terminal' : 'misconfigured';
 
 /**

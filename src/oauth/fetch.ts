@@ -8,7 +8,7 @@
 import type * as oauth from 'oauth4webapi';
 import { responseScopeSeparator, type Provider } from '../providers/index.ts';
 import { classifyAnswer, IdpFailure, transportFailure } from './errors.ts';
-import { normaliseTokenResponse } from './token-response.ts';
+import { normaliseTokenResponse, tokenSetOf } from './token-response.ts';
 
 /** No IdP answer Warrant reads is larger; beyond this it is refused without being buffered. */
 export const MAX_ANSWER_BYTES = 1 << 20;
@@ -50,50 +50,70 @@ function parseJson(bytes: Uint8Array): unknown {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The answer's headers minus those that described the bytes on the wire, not the bytes we pass on. */
-function passedHeaders(res: Response, contentType?: string): Headers {
-  const headers = new Headers(res.headers);
+function passedHeaders(received: Headers, contentType?: string): Headers {
+  const headers = new Headers(received);
   for (const h of ['content-length', 'content-encoding', 'transfer-encoding']) headers.delete(h);
   if (contentType) headers.set('content-type', contentType);
   return headers;
 }
 
+export interface BoundedAnswer {
+  status: number;
+  headers: Headers;
+  bytes: Uint8Array;
+  /** The body was larger than MAX_ANSWER_BYTES; `bytes` holds only part of it and `json` is undefined. */
+  overflow: boolean;
+  /** The body parsed as JSON, undefined when it is not JSON. */
+  json: unknown;
+}
+
 /**
- * A fetch for oauth4webapi's `customFetch`. On top of bounding the answer: JSON request bodies
- * (Atlassian), `Accept: application/json` and errors sent with status 200 (GitHub), and the
- * token-response normalisation of token-response.ts.
+ * One request to an IdP (or, to verify a revocation, its API): a redirect is never followed, the
+ * answer is read once and at most MAX_ANSWER_BYTES of it; `signal` (the call's deadline) bounds
+ * the body read too. Network failures and timeouts are thrown as IdpFailure.
+ */
+export async function boundedFetch(url: string, init: { method: string; headers: Headers; body?: string | URLSearchParams; signal: AbortSignal }): Promise<BoundedAnswer> {
+  try {
+    const res = await fetch(url, { method: init.method, headers: init.headers, body: init.body, redirect: 'manual', signal: init.signal });
+    const read = await readCapped(res, MAX_ANSWER_BYTES);
+    return { status: res.status, headers: res.headers, bytes: read.bytes, overflow: read.overflow, json: read.overflow ? undefined : parseJson(read.bytes) };
+  } catch (err) {
+    throw transportFailure(err);
+  }
+}
+
+/**
+ * A fetch for oauth4webapi's `customFetch`. On top of bounding the answer: the token endpoint's
+ * static headers (Notion-Version), JSON request bodies (Atlassian), `Accept: application/json`
+ * and errors sent with status 200 (GitHub), and the token-response reading of token-response.ts
+ * (a token set nested in the answer, Slack's `authed_user`; scopes in another member).
  */
 export function idpFetch(provider: Provider, endpoint: IdpEndpoint) {
   const quirks = endpoint === 'token' ? provider.token_endpoint : undefined;
   return async (url: string, options: oauth.CustomFetchOptions<string, unknown>): Promise<Response> => {
     const headers = new Headers(options.headers as HeadersInit);
     let body = options.body as string | URLSearchParams | undefined;
+    const isRefresh = body instanceof URLSearchParams && body.get('grant_type') === 'refresh_token';
+    for (const [name, value] of Object.entries(quirks?.headers ?? {})) headers.set(name, value);
     if (quirks?.accept) headers.set('accept', quirks.accept);
     if (quirks?.body === 'json' && body instanceof URLSearchParams) {
       body = JSON.stringify(Object.fromEntries(body));
       headers.set('content-type', 'application/json');
     }
-    let res: Response;
-    let read: { bytes: Uint8Array; overflow: boolean };
-    try {
-      // The signal (the call's deadline) also bounds the body read below.
-      res = await fetch(url, { method: options.method, headers, body: body as string, redirect: 'manual', signal: options.signal as AbortSignal });
-      read = await readCapped(res, MAX_ANSWER_BYTES);
-    } catch (err) {
-      throw transportFailure(err);
-    }
-    const json = read.overflow ? undefined : parseJson(read.bytes);
-    if (res.status < 200 || res.status > 299) throw classifyAnswer(res.status, res.headers, json);
-    if (read.overflow) throw new IdpFailure('transient', 'invalid_response', res.status, `the IdP's answer is larger than ${MAX_ANSWER_BYTES} bytes`);
+    const answer = await boundedFetch(url, { method: options.method, headers, body, signal: options.signal as AbortSignal });
+    const { status, json } = answer;
+    if (status < 200 || status > 299) throw classifyAnswer(status, answer.headers, json);
+    if (answer.overflow) throw new IdpFailure('transient', 'invalid_response', status, `the IdP's answer is larger than ${MAX_ANSWER_BYTES} bytes`);
     // RFC 7009 §2.2: the body of a successful revocation is ignored; some IdPs answer 204.
-    if (endpoint === 'revocation') return new Response(null, { status: 200, headers: passedHeaders(res) });
-    if (endpoint === 'introspection') return new Response(new TextDecoder().decode(read.bytes), { status: 200, headers: passedHeaders(res) });
+    if (endpoint === 'revocation') return new Response(null, { status: 200, headers: passedHeaders(answer.headers) });
+    if (endpoint === 'introspection') return new Response(new TextDecoder().decode(answer.bytes), { status: 200, headers: passedHeaders(answer.headers) });
     // Parsed whatever the content-type says, as oauth4webapi itself would: some IdPs send JSON as text/plain.
-    if (!isObject(json)) throw new IdpFailure('transient', 'invalid_response', res.status, 'the token endpoint answered with a body that is not a JSON object');
-    if (typeof json.error === 'string' && (quirks?.errors_with_200 || json.access_token === undefined)) throw classifyAnswer(400, res.headers, json);
-    const normalised = normaliseTokenResponse(json, responseScopeSeparator(provider));
+    if (!isObject(json)) throw new IdpFailure('transient', 'invalid_response', status, 'the token endpoint answered with a body that is not a JSON object');
+    if (typeof json.error === 'string' && (quirks?.errors_with_200 || json.access_token === undefined)) throw classifyAnswer(400, answer.headers, json);
+    const normalised = normaliseTokenResponse(tokenSetOf(json, provider.token_response, isRefresh), responseScopeSeparator(provider));
     if (!normalised.ok) {
-      throw new IdpFailure('transient', 'invalid_response', res.status, `the token response's ${normalised.field} ${normalised.reason}`);
+      throw new IdpFailure('transient', 'invalid_response', status, `the token response's ${normalised.field} ${normalised.reason}`);
     }
-    return new Response(JSON.stringify(normalised.json), { status: 200, headers: passedHeaders(res, 'application/json') });
+    return new Response(JSON.stringify(normalised.json), { status: 200, headers: passedHeaders(answer.headers, 'application/json') });
   };
 }

@@ -32,6 +32,51 @@ export function normaliseExpiresIn(value: unknown): number | undefined {
   return Math.min(Math.floor(n), MAX_EXPIRES_IN_SECONDS);
 }
 
+/** The members of an RFC 6749 §5.1 token set (and the ID token that may come with it). */
+const TOKEN_SET_MEMBERS = ['access_token', 'token_type', 'expires_in', 'refresh_token', 'scope', 'id_token'] as const;
+const SECRET_MEMBERS = ['access_token', 'refresh_token', 'id_token'];
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const without = (o: Record<string, unknown>, keys: readonly string[]) => Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k)));
+
+/**
+ * A token endpoint answer as RFC 6749 §5.1 shapes it, from one a provider shapes otherwise
+ * (`token_response` of its definition):
+ * - `path`: the token set is the member at that dot path (Slack's user token in `authed_user`);
+ *   every other member of the answer stays beside it (`extra`: Slack's `team`, `app_id`), minus
+ *   the answer's own top-level token set (Slack's bot token is not this connection's) and minus
+ *   the nested member's secrets. A refresh answer without that member is read at the top level
+ *   (`flatRefresh`): Slack's are flat (`token_type: "user"` beside the tokens). Any other answer
+ *   without it has no token set: its top-level tokens (Slack's bot token) are not taken instead.
+ * - `scope_field`: the member of the token set holding the granted scopes (`scope` when that
+ *   member is absent).
+ */
+export function tokenSetOf(body: Record<string, unknown>, shape?: { path?: string; scope_field?: string }, flatRefresh = false): Record<string, unknown> {
+  if (!shape?.path && !shape?.scope_field) return body;
+  const segments = shape.path ? shape.path.split('.') : [];
+  const nested = segments.reduce<unknown>((v, k) => (isObject(v) && Object.hasOwn(v, k) ? v[k] : undefined), body);
+  let out: Record<string, unknown>;
+  let set: Record<string, unknown>;
+  if (segments.length && isObject(nested)) {
+    set = nested;
+    out = without(body, TOKEN_SET_MEMBERS);
+    // The nested member stays (Slack's `authed_user.id` names the user), its secrets do not.
+    let parent = out;
+    for (const [i, key] of segments.entries()) {
+      const child = parent[key] as Record<string, unknown>;
+      parent = parent[key] = i === segments.length - 1 ? without(child, SECRET_MEMBERS) : { ...child };
+    }
+    for (const key of TOKEN_SET_MEMBERS) if (set[key] !== undefined) out[key] = set[key];
+  } else if (segments.length && !flatRefresh) {
+    return without(body, TOKEN_SET_MEMBERS);
+  } else {
+    set = body;
+    out = { ...body };
+  }
+  if (shape.scope_field && set[shape.scope_field] !== undefined) out.scope = set[shape.scope_field];
+  return out;
+}
+
 /** Normalises a token endpoint's JSON object in place of the original (which is not modified). */
 export function normaliseTokenResponse(body: Record<string, unknown>, scopeSeparator = ' '): Normalised {
   const json: Record<string, unknown> = { ...body };

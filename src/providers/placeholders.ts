@@ -14,7 +14,7 @@ export interface PlaceholderSpec {
 }
 
 /** The template keys whose values are URLs Warrant sends requests to. */
-export const endpointKeys = ['authorization_url', 'token_url', 'revocation_url', 'introspection_url', 'userinfo_url', 'api_base_url'] as const;
+export const endpointKeys = ['authorization_url', 'token_url', 'refresh_url', 'revocation_url', 'introspection_url', 'userinfo_url', 'api_base_url'] as const;
 
 /**
  * Where a placeholder lands: `origin` (the template starts with it: scheme and host come from the

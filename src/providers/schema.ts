@@ -71,6 +71,8 @@ const urlTemplate = z
 export const environmentSchema = z.strictObject({
   authorization_url: url.optional(),
   token_url: urlTemplate.optional(),
+  /** Where refresh-token grants go when not to `token_url` (Figma `/v1/oauth/refresh`). */
+  refresh_url: urlTemplate.optional(),
   revocation_url: urlTemplate.optional(),
   introspection_url: urlTemplate.optional(),
   userinfo_url: urlTemplate.optional(),
@@ -295,7 +297,7 @@ export const providerSchema = z
       }
       for (const key of endpointKeys) {
         const template = env[key];
-        if (template) for (const issue of placeholderIssues(p, template)) ctx.addIssue({ code: 'custom', path: ['environments', name, key], message: issue });
+        if (template) for (const issue of placeholderIssues(p, template, key === 'revocation_url')) ctx.addIssue({ code: 'custom', path: ['environments', name, key], message: issue });
       }
       if (env.issuer) {
         for (const issue of placeholderIssues(p, env.issuer)) ctx.addIssue({ code: 'custom', path: ['environments', name, 'issuer'], message: issue });
@@ -335,10 +337,18 @@ export const providerSchema = z
     }
   });
 
-/** Every `{param}` of an endpoint URL is a connection param with a type that fits where it lands. */
-function placeholderIssues(p: { connection_params?: Record<string, { type?: string }> }, template: string): string[] {
+/**
+ * Every `{param}` of an endpoint URL is a connection param with a type that fits where it lands;
+ * a revocation URL may also use the built-in `{client_id}` (the app's), in its path only.
+ */
+function placeholderIssues(p: { connection_params?: Record<string, { type?: string }> }, template: string, clientIdAllowed = false): string[] {
   const issues: string[] = [];
   for (const { name, position } of placeholdersOf(template)) {
+    if (clientIdAllowed && name === 'client_id') {
+      if (position !== 'path') issues.push('{client_id} may only stand in the path of a revocation_url');
+      else if (p.connection_params?.client_id) issues.push('{client_id} in a revocation_url is the app\'s client id; a connection param of that name would be ambiguous');
+      continue;
+    }
     const def = p.connection_params?.[name];
     const allowed = typesFor[position];
     if (!allowed.length) issues.push(`{${name}} may only stand for a whole URL origin, a whole host, the first label of a host, or path text`);

@@ -5,6 +5,7 @@
 // scope" with a 401.
 
 import type { Provider, ResponsePattern } from '../providers/schema.ts';
+import { firstScopeAt, jsonValuesAt } from './json-path.ts';
 
 export interface UpstreamAnswer {
   status: number;
@@ -55,8 +56,10 @@ const hasCriteria = (p: ResponsePattern) =>
 /**
  * Whether an upstream answer matches a provider pattern. Every member given must match:
  * - `status`: equal to it or to one of the list;
- * - `json`: the body is a JSON object whose top-level members each equal the value (or one of
- *   the list) — scalars compared strictly, a missing member never matches (not even `null`);
+ * - `json`: the body is a JSON object where each key, a path (`error.code`, `errors[].extensions.code`:
+ *   json-path.ts), reaches a value equal to the expected one (or one of the list) — scalars
+ *   compared strictly, a missing member never matches (not even `null`); with `[]`, any element
+ *   reaching such a value is enough;
  * - `header`: name (any case) → substring of the value (case-sensitive);
  * - `body_contains`: substring of the raw body (`text`, or the serialised `json` when only that is known).
  * A pattern with none of these members matches nothing (it would otherwise match every answer).
@@ -77,11 +80,9 @@ export function matchesPattern(p: ResponsePattern, r: UpstreamAnswer): boolean {
   if (p.json !== undefined) {
     const body = jsonOf(r);
     if (!isObject(body)) return false;
-    for (const [key, expected] of Object.entries(p.json)) {
-      if (!Object.hasOwn(body, key)) return false;
-      const actual = body[key];
+    for (const [path, expected] of Object.entries(p.json)) {
       const options: unknown[] = Array.isArray(expected) ? expected : [expected];
-      if (!options.some((o) => o === actual)) return false;
+      if (!jsonValuesAt(body, path).some((actual) => options.some((o) => o === actual))) return false;
     }
   }
   return true;
@@ -188,24 +189,10 @@ export function parseBearerChallenge(wwwAuthenticate: string | undefined): Beare
   return out;
 }
 
-/** Reads `field` from the JSON body: a top-level member, else a dotted path (`error.required_scope`). */
-function requiredScopeFrom(body: unknown, field: string): string | undefined {
-  if (!isObject(body)) return undefined;
-  let value: unknown;
-  if (Object.hasOwn(body, field)) value = body[field];
-  else {
-    value = body;
-    for (const part of field.split('.')) value = isObject(value) && Object.hasOwn(value, part) ? value[part] : undefined;
-  }
-  if (typeof value === 'string' && value !== '') return value;
-  if (Array.isArray(value) && value.length && value.every((v) => typeof v === 'string')) return value.join(' ');
-  return undefined;
-}
-
 /**
  * Classifies an upstream answer, in this order:
  * 1. a `scope_failures` pattern matches → scope failure, `requiredScope` from the pattern's
- *    `required_scope_field` member of the JSON body, else from a Bearer challenge's `scope`
+ *    `required_scope_field` path into the JSON body (the first string or string list it reaches), else from a Bearer challenge's `scope`
  *    (checked first because some providers — Atlassian, Dropbox — answer a scope mismatch with a
  *    401 that must not trigger a refresh);
  * 2. a 401 or 403 whose Bearer challenge says `error="insufficient_scope"` → scope failure with
@@ -219,7 +206,7 @@ export function classifyUpstream(provider: Pick<Provider, 'auth_failures' | 'sco
   const scopePattern = (provider.scope_failures ?? []).find((p) => matchesPattern(p, r));
   if (scopePattern) {
     const requiredScope =
-      (scopePattern.required_scope_field !== undefined ? requiredScopeFrom(jsonOf(r), scopePattern.required_scope_field) : undefined) ??
+      (scopePattern.required_scope_field !== undefined ? firstScopeAt(jsonOf(r), scopePattern.required_scope_field) : undefined) ??
       (challenge.scope || undefined);
     return requiredScope === undefined ? { kind: 'scope_failure' } : { kind: 'scope_failure', requiredScope };
   }

@@ -7,7 +7,9 @@ import type { Provider } from '../providers/index.ts';
 import type { ConnectionRow, Store } from '../store/index.ts';
 import type { AuditQueue } from '../events/audit-queue.ts';
 import { fillTemplate, type TokenService } from '../tokens/index.ts';
-import { resolveTargetWithPath } from './target.ts';
+import { API_HOST_HEADER, createApiBases, routeCall, type ApiBases } from './hosts.ts';
+import { apiHeadersOrProblem } from './api-headers.ts';
+import { rewriteLocation } from './location.ts';
 import { findGrantedScope } from './policy.ts';
 import { classifyUpstream, needsBody } from './detect.ts';
 import { discard, readUpTo } from './body.ts';
@@ -67,8 +69,21 @@ export const defaultProxySettings: ProxySettings = {
 interface ConnectionMeta {
   row: ConnectionRow;
   provider: Provider;
-  baseUrl: string;
+  bases: ApiBases;
+  /** The provider's `api_headers` filled for this connection, or why they cannot be (thrown once a call is allowed). */
+  apiHeaders: Record<string, string> | WarrantError;
   at: number;
+}
+
+/** What one call did, for its audit entry. */
+interface Outcome {
+  status: number;
+  retries: number;
+  refreshed: boolean;
+  path: string;
+  host?: string;
+  scope?: string;
+  code?: string;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -104,7 +119,9 @@ export function createForwarder(deps: {
     if (!provider) throw new WarrantError('conflict', `provider ${row.provider} is not in the catalog`);
     const env = provider.environments[row.environment];
     if (!env) throw new WarrantError('conflict', `provider ${row.provider} has no environment ${row.environment}`);
-    const m = { row, provider, baseUrl: fillTemplate(env.api_base_url, JSON.parse(row.params) as Record<string, string>, provider), at: Date.now() };
+    const params = JSON.parse(row.params) as Record<string, string>;
+    const fill = (template: string) => fillTemplate(template, params, provider);
+    const m = { row, provider, bases: createApiBases(fill(env.api_base_url), env.api_hosts, fill), apiHeaders: apiHeadersOrProblem(provider, params), at: Date.now() };
     metaCache.set(id, m);
     return m;
   }
@@ -113,7 +130,7 @@ export function createForwarder(deps: {
     const started = performance.now();
     const reservation = deps.auditQueue.reserve(req.agent.id);
     if (!reservation) throw new WarrantError('unavailable', 'the audit log cannot be written right now; Warrant refuses calls it cannot record');
-    const outcome = { status: 0, retries: 0, refreshed: false, scope: undefined as string | undefined, path: '', code: undefined as string | undefined };
+    const outcome: Outcome = { status: 0, retries: 0, refreshed: false, path: '' };
     try {
       const res = await attempt(req, outcome);
       outcome.status = res.status;
@@ -130,6 +147,7 @@ export function createForwarder(deps: {
         data: {
           method: req.method,
           path: outcome.path,
+          ...(outcome.host !== undefined ? { host: outcome.host } : {}),
           scope: outcome.scope ?? null,
           status: outcome.status,
           code: outcome.code ?? null,
@@ -142,26 +160,26 @@ export function createForwarder(deps: {
     }
   }
 
-  async function attempt(
-    req: ProxyRequest,
-    outcome: { retries: number; refreshed: boolean; scope?: string; path: string; code?: string },
-  ): Promise<ProxyResponse> {
+  async function attempt(req: ProxyRequest, outcome: Outcome): Promise<ProxyResponse> {
     const grant = req.agent.grants.find((g) => g.connection_id === req.connectionId);
     if (!grant) throw new WarrantError('policy_denied', `this agent has no grant for connection ${req.connectionId}`, { connection: req.connectionId });
-    const { provider, baseUrl } = await meta(req.connectionId);
-    const { url: target, path: relative } = resolveTargetWithPath(baseUrl, req.rawPath, req.rawQuery);
+    const { provider, bases, apiHeaders } = await meta(req.connectionId);
+    const { url: target, path: relative, host } = routeCall(bases, req.rawPath, req.rawQuery, req.headers[API_HOST_HEADER]);
     outcome.path = relative;
+    outcome.host = host;
     const method = req.method.toUpperCase();
-    const scope = findGrantedScope(provider.scopes, grant.scopes, method, relative, target.search);
+    const scope = findGrantedScope(provider.scopes, grant.scopes, method, relative, target.search, host);
     if (!scope) {
-      throw new WarrantError('policy_denied', `none of this agent's scopes on ${req.connectionId} allows ${method} ${relative}`, {
+      throw new WarrantError('policy_denied', `none of this agent's scopes on ${req.connectionId} allows ${method} ${relative}${host ? ` on its ${host} API host` : ''}`, {
         connection: req.connectionId,
         method,
         path: relative,
+        ...(host ? { api_host: host } : {}),
         granted_scopes: grant.scopes,
       });
     }
     outcome.scope = scope;
+    if (apiHeaders instanceof WarrantError) throw apiHeaders;
 
     // Buffer small bodies so a retry can send them again; a large one streams once, no retries.
     let body: Buffer | Readable | null = null;
@@ -174,7 +192,8 @@ export function createForwarder(deps: {
         replayable = false;
       }
     }
-    const baseHeaders = upstreamRequestHeaders(req.headers);
+    // The definition's headers replace the agent's of the same name.
+    const baseHeaders = Object.assign(upstreamRequestHeaders(req.headers), apiHeaders);
     const retryAllowed = replayable && mayRetry(method, baseHeaders);
     // The deadline is checked between attempts; each attempt is bounded by undici's own
     // headers/body timeouts (cheaper than an AbortSignal per call on the hot path).
@@ -312,7 +331,7 @@ export function createForwarder(deps: {
         bodyOut = scrubBuffer(bodyOut, token.accessToken);
         headersOut['content-length'] = String(bodyOut.length);
       }
-      rewriteLocation(headersOut, baseUrl, req.connectionId, token.accessToken);
+      rewriteLocation(headersOut, bases, req.connectionId, token.accessToken);
       return { status, headers: Object.assign(headersOut, trace(req, outcome)), body: method === 'HEAD' ? null : bodyOut };
     }
   }
@@ -358,22 +377,6 @@ export function createForwarder(deps: {
       headers: { 'content-type': 'application/problem+json', ...trace(req, outcome) },
       body: Buffer.from(JSON.stringify(err.toProblem(req.requestId))),
     };
-  }
-
-  /** A redirect inside the API base is rewritten to go through the proxy again; others pass untouched (without credentials). */
-  function rewriteLocation(headers: Record<string, string | string[]>, baseUrl: string, connectionId: string, injected: string): void {
-    if (typeof headers.location !== 'string') return;
-    const location = (headers.location = scrubText(headers.location, injected));
-    try {
-      const to = new URL(location, baseUrl);
-      const base = new URL(baseUrl);
-      const basePath = base.pathname.replace(/\/+$/, '');
-      if (to.origin === base.origin && (to.pathname === basePath || to.pathname.startsWith(`${basePath}/`))) {
-        headers.location = `/v1/proxy/${connectionId}${to.pathname.slice(basePath.length) || '/'}${to.search}`;
-      }
-    } catch {
-      // not a URL: leave it
-    }
   }
 
   return {

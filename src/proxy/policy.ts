@@ -154,10 +154,12 @@ export function queryAllows(constraints: NonNullable<ScopeRule['query']>, params
 /**
  * Whether one scope rule allows `method` on `path`, the request path relative to the API base
  * ('' or '/…', still percent-encoded — `resolveTargetWithPath(...).path`), with `query` the raw
- * query string that goes upstream. See the module comment for how segments are compared.
+ * query string that goes upstream, and `host` the API host key it goes to (undefined: the main
+ * API; a rule matches only calls to its own host). See the module comment for how segments are compared.
  */
-export function ruleMatches(rule: ScopeRule, method: string, path: string, query = ''): boolean {
+export function ruleMatches(rule: ScopeRule, method: string, path: string, query = '', host?: string): boolean {
   return (
+    rule.host === host &&
     methodMatches(rule, method) &&
     globMatches(globSegments(rule.path), pathSegments(path)) &&
     (rule.query === undefined || queryAllows(rule.query, queryParams(query)))
@@ -167,7 +169,8 @@ export function ruleMatches(rule: ScopeRule, method: string, path: string, query
 /**
  * The first scope of `granted` (in that order) with a rule allowing `method` on `path` with
  * `query` (the raw query string sent upstream), or undefined: no grant, unknown scope or no
- * matching rule all deny.
+ * matching rule all deny. `host` is the API host key the call goes to (hosts.ts): only rules
+ * naming that host count, and for the main API (undefined) only rules naming none.
  */
 export function findGrantedScope(
   scopeRules: Readonly<Record<string, readonly ScopeRule[]>>,
@@ -175,10 +178,12 @@ export function findGrantedScope(
   method: string,
   path: string,
   query = '',
+  host?: string,
 ): string | undefined {
   const segments = pathSegments(path);
   let params: QueryParam[] | undefined; // parsed once, only if a rule constrains the query
   const allows = (rule: ScopeRule) =>
+    rule.host === host &&
     methodMatches(rule, method) &&
     globMatches(globSegments(rule.path), segments) &&
     (rule.query === undefined || queryAllows(rule.query, (params ??= queryParams(query))));

@@ -10,6 +10,7 @@
  *   /api/*                                 the API: /items, /items/:id, /whoami
  *   /.well-known/oauth-protected-resource/api       RFC 9728 metadata
  *   /_sandbox/*                            the knobs over HTTP (see control.ts)
+ *   /{real host}/*                         with `persona`: a real provider's protocol (personas/)
  *
  * Used by Warrant's tests, `warrant demo`, `warrant sandbox`, and people testing their agents
  * against token expiry, so it behaves like production: opaque tokens checked in-process
@@ -23,3 +24,5 @@ export { jwtBearerGrantType, type ServiceAccountKey } from './jwt-bearer.ts';
 export type { SandboxFaults } from './faults.ts';
 export type { SandboxStats } from './stats.ts';
 export { SandboxAuthorizeError, type AuthorizeParams } from './authorize.ts';
+export { personas, personaClient, sandboxUrl, type Persona, type PersonaDefinition, type PersonaStats, type RevocationRecord } from './personas/index.ts';
+export type { PersonaOption, SandboxPersona } from './personas/attach.ts';

@@ -45,6 +45,8 @@ export interface SandboxOptions {
   autoApprove?: boolean;
   /** One line per notable event; tokens and secrets are never in it. Default: silent. */
   logger?: (line: string) => void;
+  /** Seconds added to the time in every answer's `Date` header (a skewed IdP clock, for `warrant doctor`). Default 0. */
+  clockSkewSeconds?: number;
 }
 
 export const sandboxDefaults = Object.freeze({
@@ -82,6 +84,7 @@ export interface ResolvedOptions {
   serviceAccounts: SandboxServiceAccount[];
   /** Clients registered without redirect_uris: any loopback redirect URI is theirs. */
   loopbackRedirectClients: Set<string>;
+  clockSkewSeconds: number;
   log: (line: string) => void;
 }
 
@@ -109,6 +112,7 @@ const optionsSchema = z.object({
   serviceAccounts: z
     .array(z.object({ client_id: z.string().min(1), publicKeyPem: z.string().min(1), scope: z.string().optional() }))
     .optional(),
+  clockSkewSeconds: z.number().int().optional(),
 });
 
 /** Placeholder registered for loopback-redirect clients; oidc-provider wants at least one URI. */
@@ -143,6 +147,7 @@ export function resolveOptions(opts: SandboxOptions = {}): ResolvedOptions {
     clients: [...clients.values()],
     serviceAccounts: o.serviceAccounts ?? [],
     loopbackRedirectClients,
+    clockSkewSeconds: o.clockSkewSeconds ?? 0,
     log: (line) => logger?.(`sandbox: ${line}`),
   };
 }

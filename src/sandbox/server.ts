@@ -12,6 +12,8 @@ import { resolveOptions, sandboxDefaults, type SandboxOptions } from './options.
 import { countTokenRequest, emptyStats, type SandboxStats } from './stats.ts';
 import type { ServiceAccountKey } from './jwt-bearer.ts';
 import type { ProviderInput } from '../providers/index.ts';
+import { attachPersona, resolvePersona, type PersonaOption, type SandboxPersona } from './personas/attach.ts';
+import type { PersonaStats } from './personas/index.ts';
 
 export interface Sandbox {
   /** The IdP issuer, `http://HOST:PORT/oauth`. */
@@ -30,7 +32,8 @@ export interface Sandbox {
   addServiceAccount(account: { client_id: string; scope?: string }): Promise<ServiceAccountKey>;
   /** A Warrant `auth: jwt_bearer` definition for a registered service account; passes `providerSchema.parse`. */
   serviceAccountDefinition(id: string, clientId: string): ProviderInput;
-  stats(): SandboxStats;
+  /** With a persona, its counters too (`persona`). */
+  stats(): SandboxStats & { persona?: PersonaStats };
   resetStats(): void;
   /** Replaces every injected fault (`{}` clears); `count` restarts from the new value. */
   setFaults(f: SandboxFaults): void;
@@ -43,6 +46,8 @@ export interface Sandbox {
   invalidateAccessToken(token: string): Promise<void>;
   /** Non-interactive consent: runs /auth and the interaction over HTTP, returns the redirect URL. */
   authorize(params: AuthorizeParams): Promise<string>;
+  /** Present when started with `persona`: the provider it plays and its own knobs (personas/attach.ts). */
+  persona?: SandboxPersona;
   close(): Promise<void>;
 }
 
@@ -51,8 +56,9 @@ function hostForUrl(host: string): string {
 }
 
 /** Starts the IdP and the API on one loopback port. */
-export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> {
+export async function startSandbox(opts: SandboxOptions & PersonaOption = {}): Promise<Sandbox> {
   const options = resolveOptions(opts);
+  const personaSpec = resolvePersona(opts.persona);
   const { log } = options;
   const stats = emptyStats();
   const faults = createFaultState();
@@ -63,6 +69,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     sendJson(res, 503, { error: 'starting' });
   };
   const server = createServer((req, res) => {
+    // Set before anything is written, so Node does not add its own (true) Date.
+    if (options.clockSkewSeconds) res.setHeader('date', new Date(Date.now() + options.clockSkewSeconds * 1000).toUTCString());
     handler(req, res).catch((err: unknown) => {
       log(`internal error: ${(err as Error).message}`);
       if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
@@ -135,6 +143,8 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     sendJson(res, fault.status, { error: 'temporarily_unavailable', error_description: 'the sandbox IdP is failing on purpose' }, headers);
   }
 
+  const persona = attachPersona(personaSpec, { origin, faults, stats, log, signal: closing.signal });
+
   const sandbox: Sandbox = {
     issuer,
     apiBaseUrl,
@@ -146,22 +156,29 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
       if (!account) throw new TypeError(`serviceAccountDefinition: no service account ${clientId} is registered`);
       return buildServiceAccountDefinition({ urls, options, accessTokenTtl: lifetimes.accessTokenTtl }, id, account);
     },
-    stats: () => ({ ...stats }),
-    resetStats: () => void Object.assign(stats, emptyStats()),
+    stats: () => ({ ...stats, ...(persona && { persona: persona.engine.stats() }) }),
+    resetStats: () => {
+      Object.assign(stats, emptyStats());
+      persona?.engine.resetStats();
+    },
     setFaults: (f) => faults.set(f),
     setAccessTokenTtl(seconds) {
       if (!Number.isSafeInteger(seconds) || seconds <= 0) throw new TypeError('the access-token lifetime is a positive whole number of seconds');
       lifetimes.accessTokenTtl = seconds;
+      persona?.engine.setAccessTokenTtl(seconds);
       log(`access-token lifetime now ${seconds}s`);
     },
     async invalidateAccessToken(token) {
+      if (persona?.engine.invalidateAccessToken(token)) return;
       if (!(await invalidateAccessToken(provider, token))) throw new Error('invalidateAccessToken: the sandbox knows no such access token');
     },
     async revokeGrantOf(token) {
+      if (persona?.engine.revokeGrantOf(token)) return void log('persona grant revoked by the sandbox (simulated user/admin revocation)');
       if (!(await revokeGrantOf(provider, token))) throw new Error('revokeGrantOf: the sandbox knows no such token');
       log('grant revoked by the sandbox (simulated user/admin revocation)');
     },
     authorize: (params) => followAuthorization(urls.authorization, sandboxDefaults.clientId, params),
+    persona: persona?.handle,
     async close() {
       closing.abort();
       await new Promise<void>((resolve) => {
@@ -177,7 +194,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
     getFaults: () => faults.get(),
     setFaults: sandbox.setFaults,
     setAccessTokenTtl: sandbox.setAccessTokenTtl,
-    revokeGrant: (token) => revokeGrantOf(provider, token),
+    revokeGrant: async (token) => !!persona?.engine.revokeGrantOf(token) || revokeGrantOf(provider, token),
     providerDefinition: sandbox.providerDefinition,
   });
 
@@ -203,8 +220,10 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<Sandbox> 
         bearer_methods_supported: ['header'],
       });
     }
+    if (under(sandboxDefaults.controlPath) && (await persona?.control(req, res, path.slice(sandboxDefaults.controlPath.length), parsed.searchParams))) return;
     if (under(sandboxDefaults.controlPath)) return handleControl(req, res, path.slice(sandboxDefaults.controlPath.length), parsed.searchParams);
     if (path === '/') return sendJson(res, 200, { issuer, api_base_url: apiBaseUrl, control_url: controlUrl, user: sandboxDefaults.accountId });
+    if (await persona?.engine.handle(req, res, path, parsed.searchParams)) return;
     return sendJson(res, 404, { error: 'not_found' });
   };
 

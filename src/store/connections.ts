@@ -1,5 +1,5 @@
 import type { Db } from './db.ts';
-import type { ConnectionPatch, ConnectionRow, ConnectionStatus, NewConnectionRow } from './schema.ts';
+import type { ConnectionPatch, ConnectionRow, ConnectionStatus, ExpiryNotice, NewConnectionRow } from './schema.ts';
 
 export interface ConnectionFilter {
   owner?: string;
@@ -7,6 +7,15 @@ export interface ConnectionFilter {
   provider?: string;
   limit?: number;
 }
+
+/** A provider's documented refresh-token limits, in milliseconds (absent: none). */
+export interface GrantLimits {
+  provider: string;
+  lifetimeMs?: number;
+  idleMs?: number;
+}
+
+export type GrantNearingEnd = ConnectionRow & { has_refresh_token: boolean };
 
 export function createConnectionsRepo(db: Db) {
   return {
@@ -120,6 +129,102 @@ export function createConnectionsRepo(db: Db) {
         })
         .returningAll()
         .execute();
+    },
+
+    /**
+     * Live connections whose grant may die for good before `until`: granted (consented) more than
+     * the provider's lifetime before it, or, where refreshing cannot keep it alive (no refresh
+     * token sealed, or refreshes failing), last refreshed more than its idle timeout before it.
+     * Only grants whose last notice is `page.previous`, in id order after `page.after`. Walks the
+     * (provider, grant_started_at) index: the cost follows the grants near their end, not the table.
+     */
+    async grantsNearingEnd(
+      limits: readonly GrantLimits[],
+      until: number,
+      limit: number,
+      page: { previous: ExpiryNotice | null; after?: string },
+      trx: Db = db,
+    ): Promise<GrantNearingEnd[]> {
+      const usable = limits.filter((l) => l.lifetimeMs || l.idleMs);
+      if (!usable.length) return [];
+      const rows = await trx
+        .selectFrom('connections')
+        .selectAll('connections')
+        .select((eb) =>
+          eb
+            .exists(
+              eb
+                .selectFrom('secrets')
+                .select('secrets.ref')
+                .where('secrets.scope', '=', 'connection')
+                .whereRef('secrets.ref', '=', 'connections.id')
+                .where('secrets.field', '=', 'refresh_token'),
+            )
+            .as('has_refresh_token'),
+        )
+        .where('connections.status', 'in', ['active', 'error'])
+        .where('connections.expiry_notice', page.previous === null ? 'is' : '=', page.previous)
+        .$if(page.after !== undefined, (q) => q.where('connections.id', '>', page.after!))
+        .where((eb) =>
+          eb.or(
+            usable.map((l) => {
+              const near = [];
+              if (l.lifetimeMs) {
+                const startedBy = until - l.lifetimeMs;
+                near.push(
+                  eb.or([
+                    eb('connections.grant_started_at', '<=', startedBy),
+                    eb.and([eb('connections.grant_started_at', 'is', null), eb('connections.created_at', '<=', startedBy)]),
+                  ]),
+                );
+              }
+              if (l.idleMs) {
+                near.push(
+                  eb.and([
+                    eb(eb.fn.coalesce('connections.last_refreshed_at', 'connections.grant_started_at', 'connections.created_at'), '<=', until - l.idleMs),
+                    eb.or([
+                      eb('connections.status', '=', 'error'),
+                      eb('connections.failure_count', '>', 0),
+                      eb.not(
+                        eb.exists(
+                          eb
+                            .selectFrom('secrets')
+                            .select('secrets.ref')
+                            .where('secrets.scope', '=', 'connection')
+                            .whereRef('secrets.ref', '=', 'connections.id')
+                            .where('secrets.field', '=', 'refresh_token'),
+                        ),
+                      ),
+                    ]),
+                  ]),
+                );
+              }
+              return eb.and([eb('connections.provider', '=', l.provider), eb.or(near)]);
+            }),
+          ),
+        )
+        .orderBy('connections.id')
+        .limit(limit)
+        .execute();
+      // SQLite answers EXISTS as 0/1.
+      return rows.map((r) => ({ ...r, has_refresh_token: Boolean(r.has_refresh_token) }));
+    },
+
+    /**
+     * Records that `notice` was sent for the grant as it was read (`seen`): true for one caller
+     * only, however many instances try at once, and never for a grant a re-connect replaced
+     * meanwhile. Not a token write: `version` is left alone so a refresh in flight is not undone.
+     */
+    async claimExpiryNotice(id: string, notice: ExpiryNotice, seen: Pick<ConnectionRow, 'expiry_notice' | 'grant_started_at'>, trx: Db = db): Promise<boolean> {
+      const r = await trx
+        .updateTable('connections')
+        .set({ expiry_notice: notice })
+        .where('id', '=', id)
+        .where('status', 'in', ['active', 'error'])
+        .where('expiry_notice', seen.expiry_notice === null ? 'is' : '=', seen.expiry_notice)
+        .where('grant_started_at', seen.grant_started_at === null ? 'is' : '=', seen.grant_started_at)
+        .executeTakeFirst();
+      return Number(r.numUpdatedRows) === 1;
     },
 
     async update(id: string, patch: ConnectionPatch, trx: Db = db): Promise<void> {

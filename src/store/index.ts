@@ -14,7 +14,7 @@ export type { Db, Dialect, DatabaseOptions } from './db.ts';
 export type * from './schema.ts';
 export type { Vault, RotationReport } from './vault.ts';
 export type { SecretKey } from './secrets.ts';
-export type { ConnectionFilter } from './connections.ts';
+export type { ConnectionFilter, GrantLimits, GrantNearingEnd } from './connections.ts';
 export type { OwnerRow, OwnersRepo } from './owners.ts';
 export { KeyCheckError, EX_CONFIG, type KeyCanary } from './canary.ts';
 export { createAdminTokens, type AdminTokens } from './admin-token.ts';

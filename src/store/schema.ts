@@ -45,6 +45,9 @@ export interface ProviderClientsTable {
 
 export type ConnectionStatus = 'active' | 'reauth_required' | 'revoked' | 'error';
 
+/** Which `credential.expiring` notice was sent: 14 days, then 2 days before the grant dies for good. */
+export type ExpiryNotice = '14d' | '2d';
+
 export interface ConnectionsTable {
   id: string;
   provider: string;
@@ -73,6 +76,10 @@ export interface ConnectionsTable {
   refresh_lease_until: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
   /** When a refresh's outcome at a rotating provider became unknown (the stored refresh token may be consumed). */
   refresh_indeterminate_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  /** When the owner consented to the grant held now (connect, re-connect); absolute lifetimes count from here. Null: use created_at. */
+  grant_started_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  /** The last `credential.expiring` notice sent for this grant; null until one is, and again after a re-connect. */
+  expiry_notice: ColumnType<ExpiryNotice | null, ExpiryNotice | null | undefined, ExpiryNotice | null>;
   created_at: Millis;
   updated_at: Millis;
 }

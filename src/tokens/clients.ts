@@ -29,18 +29,60 @@ export function checkParams(provider: Provider, params: Record<string, unknown>,
   }
 }
 
-export function endpointsFor(provider: Provider, environment: string, params: Record<string, string>): ProviderEnvironment {
+/**
+ * The app credentials of one environment: its own `client_id` (and with it its own
+ * `client_secret`, never the definition's: QuickBooks sandbox and production are different apps,
+ * and one's secret must not be sent with the other's id), else the definition's `client_id` with
+ * the environment's `client_secret` or the definition's. `${env:NAME}` is resolved here, at use.
+ */
+export function clientCredentialsFor(
+  provider: Pick<Provider, 'client_id' | 'client_secret' | 'environments'>,
+  environment: string,
+  env?: NodeJS.ProcessEnv,
+): { clientId?: string; clientSecret?: string } {
+  const own = provider.environments[environment];
+  if (own?.client_id) return { clientId: resolveSecretRef(own.client_id, env), clientSecret: resolveSecretRef(own.client_secret, env) };
+  return { clientId: resolveSecretRef(provider.client_id, env), clientSecret: resolveSecretRef(own?.client_secret ?? provider.client_secret, env) };
+}
+
+/**
+ * The built-in `{client_id}` of a `revocation_url` (GitHub `/applications/{client_id}/grant`):
+ * the app's client id, percent-encoded as one path segment. The schema allows it only in the path.
+ */
+function withClientId(template: string, clientId: string | undefined): string | undefined {
+  if (!template.includes('{client_id}')) return template;
+  // Without a client id there is nothing to revoke with: no revocation endpoint, as a disconnect will say.
+  if (!clientId) return undefined;
+  const authority = /^([a-z][a-z0-9+.-]*:\/\/[^/?#]*|\{[a-z][a-z0-9_]*\})/i.exec(template)?.[0] ?? '';
+  return authority + template.slice(authority.length).replaceAll('{client_id}', encodeURIComponent(clientId));
+}
+
+/** The definition's `api_headers` with `{param}`s filled from the connection; a header whose param the connection lacks is left out. */
+export function apiHeadersFor(provider: Pick<Provider, 'api_headers'>, params: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, template] of Object.entries(provider.api_headers ?? {})) {
+    if (placeholderNames(template).some((n) => params[n] === undefined)) continue;
+    out[name] = template.replace(/\{([a-z][a-z0-9_]*)\}/g, (_, n: string) => params[n]!);
+  }
+  return out;
+}
+
+export function endpointsFor(provider: Provider, environment: string, params: Record<string, string>, clientId?: string): ProviderEnvironment {
   const env = provider.environments[environment];
   if (!env) throw new WarrantError('invalid_request', `environment: ${provider.id} has no environment ${environment}`, { field: 'environment' });
   // An API base may use a param the flow learns only at its end (Salesforce instance_url,
   // QuickBooks realmId): the OAuth client never calls it, so it stays unfilled until then.
   const fill = (v: string, api: boolean) => (api && placeholderNames(v).some((n) => params[n] === undefined) ? v : fillTemplate(v, params, provider));
   const out: ProviderEnvironment = { ...env };
+  // App credentials are read by clientCredentialsFor, and a literal secret has no business in endpoints.
+  delete out.client_id;
+  delete out.client_secret;
   // The issuer is filled like an endpoint: it is compared with `iss` (RFC 9207), so a placeholder
   // in it (Okta `https://{okta_domain}`) must hold the connection's checked value.
   for (const key of [...endpointKeys, 'issuer'] as const) {
-    const v = env[key];
+    const v = key === 'revocation_url' && env[key] !== undefined ? withClientId(env[key], clientId) : env[key];
     if (v !== undefined) out[key] = fill(v, key === 'api_base_url');
+    else if (key === 'revocation_url') delete out.revocation_url;
   }
   if (env.api_hosts) {
     out.api_hosts = Object.fromEntries(Object.entries(env.api_hosts).map(([k, h]) => [k, { ...h, base_url: fill(h.base_url, true) }]));
@@ -54,7 +96,7 @@ export interface ClientResolver {
 
 /**
  * One OAuth client per (provider, environment, params). Client id and secret come from the
- * definition (`${env:NAME}` resolved here, at use) and are never copied into the catalog.
+ * definition, per environment (`clientCredentialsFor`), and are never copied into the catalog.
  */
 export function createClientResolver(opts: { timeoutMs: number; env?: NodeJS.ProcessEnv }): ClientResolver {
   const cache = new Map<string, OAuthClient>();
@@ -62,15 +104,16 @@ export function createClientResolver(opts: { timeoutMs: number; env?: NodeJS.Pro
     const key = `${provider.id}\n${environment}\n${JSON.stringify(params)}`;
     let client = cache.get(key);
     if (!client) {
-      const clientId = resolveSecretRef(provider.client_id, opts.env);
+      const { clientId, clientSecret } = clientCredentialsFor(provider, environment, opts.env);
       if (!clientId && provider.auth !== 'api_key' && provider.auth !== 'basic') {
-        throw new WarrantError('conflict', `provider ${provider.id} has no client_id configured (set it in the definition or its \${env:…} variable)`);
+        throw new WarrantError('conflict', `provider ${provider.id} has no client_id configured for ${environment} (set it in the definition or its \${env:…} variable)`);
       }
       client = createOAuthClient({
         provider,
-        endpoints: endpointsFor(provider, environment, params),
+        endpoints: endpointsFor(provider, environment, params, clientId),
         clientId: clientId ?? '',
-        clientSecret: resolveSecretRef(provider.client_secret, opts.env),
+        clientSecret,
+        apiHeaders: apiHeadersFor(provider, params),
         timeoutMs: opts.timeoutMs,
       });
       cache.set(key, client);

@@ -7,6 +7,7 @@ import type { ConnectionRow, ConnectSessionRow, Store } from '../store/index.ts'
 import { cookieName, newBrowserSecret, type BrowserCookie } from './browser.ts';
 import { checkParams, type ClientResolver } from './clients.ts';
 import { newId, type ConnectionService } from './connections.ts';
+import { reconnectable } from './expiry-notices.ts';
 import { parseJson, type Clock } from './service.ts';
 
 // Starting a connect session: a Warrant start URL holding a single-use token, whose first open
@@ -97,11 +98,11 @@ export function createSessionStarter(deps: {
     return { id, authorize_url: url, connect_url: url, expires_at: new Date(expiresAt).toISOString() };
   }
 
-  /** A re-connect link only works while its connection waits for one. */
+  /** A re-connect link only works while its connection waits for one (dead, or announced to die). */
   async function reconnectTarget(session: ConnectSessionRow): Promise<ConnectionRow | undefined> {
     if (!session.reconnect_of) return undefined;
     const row = await store.connections.get(session.reconnect_of);
-    if (!row || row.status !== 'reauth_required') {
+    if (!row || !reconnectable(row)) {
       throw new WarrantError('conflict', `connection ${session.reconnect_of} ${row ? `is ${row.status}` : 'no longer exists'}: this re-connect link is no longer valid`);
     }
     return row;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { hashSecret, safeEqual } from '../crypto/index.ts';
-import { WarrantError, invalidRequest, notFound } from '../errors/index.ts';
+import { WarrantError, invalidRequest, isWarrantError, notFound } from '../errors/index.ts';
 import { classify, type TokenSet } from '../oauth/index.ts';
 import { CALLBACK_PATH, redirectUriOf, type Provider } from '../providers/index.ts';
 import type { ConnectionRow, ConnectSessionRow, Store } from '../store/index.ts';
@@ -12,6 +12,7 @@ import { checkParams, type ClientResolver } from './clients.ts';
 import { createSessionStarter, type ConnectSessionInput } from './connect-start.ts';
 import type { ConnectionService } from './connections.ts';
 import { parseJson, type Clock } from './service.ts';
+import { discoverTenant } from './tenant-discovery.ts';
 
 export type { ConnectSessionInput, StartedSession } from './connect-start.ts';
 
@@ -231,6 +232,18 @@ export function createConnectFlow(deps: {
         logger.warn({ session: claimed.id, provider: provider.id, field: (err as WarrantError).members?.field }, 'token response refused: a connection param is not what its type says');
         await finish(claimed, { status: 'failed', error: 'invalid_request' });
         throw err;
+      }
+      if (provider.tenant_discovery) {
+        try {
+          const tenant = await discoverTenant({ provider, accessToken: tokens.access_token, given: params[provider.tenant_discovery.param], timeoutMs: idpTimeoutMs });
+          params[tenant.param] = tenant.value;
+          logger.info({ session: claimed.id, provider: provider.id, param: tenant.param, found: tenant.found }, `tenant discovery: the grant reaches ${tenant.found} tenant(s)`);
+        } catch (err) {
+          const error = isWarrantError(err) ? String(err.members.error ?? err.code) : 'tenant_discovery_failed';
+          logger.warn({ session: claimed.id, provider: provider.id, error, detail: isWarrantError(err) ? err.detail : undefined }, 'connect failed at tenant discovery: nothing stored');
+          await finish(claimed, { status: 'failed', error });
+          throw err;
+        }
       }
       const subject = await accountOf({ client, tokens, timeoutMs: idpTimeoutMs });
       const grant: Grant = { provider, client, tokens, subject, params, scopes };

@@ -69,8 +69,11 @@ export interface RevocationReport {
   id: string;
   revoked: boolean;
   verified: boolean;
-  /** How the revocation was checked: introspection said inactive, or a refresh was refused. */
-  verification: 'introspection' | 'refresh_refused' | 'none';
+  /**
+   * How the revocation was checked: introspection (RFC 7662), a refresh with the grant, or an API
+   * call with the access token (`revocation.verify_path`); `verified` says what the check found.
+   */
+  verification: 'introspection' | 'refresh_refused' | 'api_refused' | 'none';
   detail: string;
   deleted: boolean;
 }
@@ -147,6 +150,10 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
       last_error: null,
       failure_count: 0,
       next_attempt_at: null,
+      // A new consent (connect, re-connect; an import counts from its import): absolute
+      // refresh-token lifetimes start again, and so do the expiry notices (expiry-notices.ts).
+      grant_started_at: now,
+      expiry_notice: null,
       updated_at: now,
     };
     const entries = await store.transaction(async (trx) => {
@@ -229,8 +236,9 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     },
 
     /**
-     * DELETE /v1/connections/{id}: revoke at the IdP (RFC 7009), then verify the grant is dead —
-     * introspection (RFC 7662) says inactive, or a refresh is refused — and only then delete.
+     * DELETE /v1/connections/{id}: revoke at the IdP (RFC 7009, or the provider's `revocation`
+     * shape), then verify the grant is dead — introspection (RFC 7662) says inactive, a refresh is
+     * refused, or the API refuses the access token (`verify_path`) — and only then delete.
      * A revocation that could not be made for a transient reason keeps the connection (and its
      * tokens) so it can be retried; the report says what was and was not verified.
      */
@@ -260,7 +268,9 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
             report.detail = `the IdP refused the revocation (${e.error})`;
           }
         }
-        const verification = await verifyDead(client, provider, secrets, tokenHint);
+        // An access token past its expiry is refused by any API: that would prove nothing.
+        const accessTokenLive = row.expires_at === null || row.expires_at > clock.now() + 5_000;
+        const verification = await verifyDead(client, provider, secrets, tokenHint, accessTokenLive);
         report.verified = verification.dead;
         report.verification = verification.how;
         report.detail ||= verification.detail;
@@ -291,8 +301,10 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     provider: Provider,
     secrets: Record<string, string>,
     hint: 'refresh_token' | 'access_token',
+    accessTokenLive: boolean,
   ): Promise<{ dead: boolean; how: RevocationReport['verification']; detail: string }> {
     const token = secrets[hint]!;
+    let unverified = 'the provider offers no way to verify the revocation';
     if (client.endpoints.introspection_url) {
       try {
         const r = await client.introspect(token, hint);
@@ -312,10 +324,17 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
       } catch (err) {
         const e = err instanceof OAuthCallError ? err : classify(err, 'refresh');
         if (e.kind === 'terminal') return { dead: true, how: 'refresh_refused', detail: `a refresh with the grant is refused (${e.error})` };
-        return { dead: false, how: 'none', detail: `could not verify: the refresh check failed (${e.error})` };
+        unverified = `could not verify: the refresh check failed (${e.error})`;
       }
     }
-    return { dead: false, how: 'none', detail: 'the provider offers no way to verify the revocation' };
+    if (provider.revocation?.verify_path && secrets.access_token) {
+      if (!accessTokenLive) return { dead: false, how: 'none', detail: 'could not verify: the access token had expired, so an API refusal would prove nothing' };
+      const check = await client.checkTokenRefused(secrets.access_token);
+      if (check.outcome === 'refused') return { dead: true, how: 'api_refused', detail: check.detail };
+      if (check.outcome === 'accepted') return { dead: false, how: 'api_refused', detail: check.detail };
+      unverified = check.detail;
+    }
+    return { dead: false, how: 'none', detail: unverified };
   }
 }
 

@@ -6,12 +6,14 @@ import type { AuditLog, EventBus } from '../events/index.ts';
 import type { ConnectFlow } from './connect.ts';
 import { lifetimeOf, type Clock } from './service.ts';
 import { refreshDueAt, type TimingSettings } from './timing.ts';
+import { EXPIRING_EVENT, reconnectable } from './expiry-notices.ts';
 
 // Re-connect links: how the owner of a `reauth_required` connection grants access again. A link
 // is a connect session for that connection (connect.ts): opened once, in one browser, only while
-// the connection is `reauth_required`, and it revives the connection only with the same account.
-// Links are handed to the owner, never to agents and never to the audit log: through the
-// `connection.reauth_required` webhook (minted as it is sent) or POST
+// the connection is `reauth_required` or its grant is announced to die (`credential.expiring`),
+// and it revives the connection only with the same account. Links are handed to the owner, never
+// to agents and never to the audit log: through the `connection.reauth_required` and
+// `credential.expiring` webhooks (minted as they are sent) or POST
 // /v1/connections/{id}/reconnect-link. Agent-facing problems carry the connection's admin URL.
 
 /** How long an unopened link stays valid: long enough to travel in an alert. */
@@ -40,8 +42,8 @@ export function createReconnects(deps: {
   async function link(connectionId: string): Promise<ReconnectLink> {
     const row = await store.connections.get(connectionId);
     if (!row) throw notFound(`connection ${connectionId}`);
-    if (row.status !== 'reauth_required') {
-      throw new WarrantError('conflict', `connection ${connectionId} is ${row.status}: re-connect links are issued only while it is reauth_required`);
+    if (!reconnectable(row)) {
+      throw new WarrantError('conflict', `connection ${connectionId} is ${row.status}: re-connect links are issued only while it is reauth_required or its grant is about to expire`);
     }
     const s = await deps.flow.createReconnectSession(row, ttl);
     return { url: s.connect_url, expires_at: s.expires_at, session: s.id };
@@ -64,7 +66,7 @@ export function createReconnects(deps: {
     const [target, candidate] = await Promise.all([store.connections.get(connectionId), store.connections.get(candidateId)]);
     if (!target) throw notFound(`connection ${connectionId}`);
     if (!candidate) throw invalidRequest('connection', `${candidateId} no longer exists`);
-    if (target.status !== 'reauth_required') throw new WarrantError('conflict', `connection ${connectionId} is ${target.status}; nothing to replace`);
+    if (!reconnectable(target)) throw new WarrantError('conflict', `connection ${connectionId} is ${target.status}; nothing to replace`);
     const grants = await store.db.selectFrom('grants').select('id').where('connection_id', '=', candidateId).limit(1).execute();
     if (grants.length) throw new WarrantError('conflict', `connection ${candidateId} is in use by agents; revoke their grants on it first`);
     const provider = deps.catalog.get(target.provider);
@@ -83,6 +85,8 @@ export function createReconnects(deps: {
           expires_at: candidate.expires_at,
           refresh_due_at: refreshDueAt(now, candidate.expires_at, lifetimeOf(candidate), deps.timing, provider?.refresh_token_idle_timeout),
           last_refreshed_at: candidate.last_refreshed_at,
+          grant_started_at: candidate.grant_started_at ?? candidate.created_at,
+          expiry_notice: null,
           last_error: null,
           failure_count: 0,
           next_attempt_at: null,
@@ -116,12 +120,13 @@ export function createReconnects(deps: {
     confirm,
 
     /**
-     * Members added to a webhook's payload as it is sent: a `connection.reauth_required` event
-     * carries a fresh link while the connection still needs one. Minted per delivery attempt, so
-     * the link exists only in the delivery, never in the audit entry the payload is made from.
+     * Members added to a webhook's payload as it is sent: a `connection.reauth_required` or
+     * `credential.expiring` event carries a fresh link while the connection still needs one.
+     * Minted per delivery attempt, so the link exists only in the delivery, never in the audit
+     * entry the payload is made from.
      */
     async webhookExtras(event: Pick<AuditEventRow, 'type' | 'subject'>): Promise<Record<string, unknown> | undefined> {
-      if (event.type !== 'connection.reauth_required' || !event.subject?.startsWith('connection:')) return undefined;
+      if ((event.type !== 'connection.reauth_required' && event.type !== EXPIRING_EVENT) || !event.subject?.startsWith('connection:')) return undefined;
       try {
         const l = await link(event.subject.slice('connection:'.length));
         return { reconnect_url: l.url, reconnect_expires_at: l.expires_at };

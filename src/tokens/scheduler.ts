@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { isStoreUnavailable, type Store } from '../store/index.ts';
 import { isWarrantError } from '../errors/index.ts';
 import type { Clock, TokenService } from './service.ts';
+import { EXPIRY_CHECK_INTERVAL_MS, type ExpiryNotices } from './expiry-notices.ts';
 
 export interface SchedulerOptions {
   store: Store;
@@ -15,6 +16,9 @@ export interface SchedulerOptions {
   leaseMs?: number;
   /** Refreshes running at once against one provider. */
   perProviderConcurrency?: number;
+  /** `credential.expiring` notices: looked for on the first pass, then every `expiryCheckIntervalMs`. */
+  expiry?: ExpiryNotices;
+  expiryCheckIntervalMs?: number;
 }
 
 export interface TickReport {
@@ -27,6 +31,8 @@ export interface TickReport {
  * Refresh-ahead: every `intervalMs`, claim the connections whose refresh is due and refresh
  * them, a few at a time per provider. Several instances may run it: claims are disjoint
  * (SKIP LOCKED on PostgreSQL) and the token service's lock makes a refresh happen once anyway.
+ * The same loop sends `credential.expiring` notices (expiry-notices.ts): on its first pass, then
+ * every few minutes; each notice is claimed in the store, so instances never repeat one.
  */
 export function createScheduler(opts: SchedulerOptions) {
   const batchSize = opts.batchSize ?? 200;
@@ -35,6 +41,7 @@ export function createScheduler(opts: SchedulerOptions) {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<TickReport> | undefined;
   let stopped = true;
+  let expiryCheckAt = 0;
 
   async function runLimited<T>(items: T[], keyOf: (t: T) => string, fn: (t: T) => Promise<void>): Promise<void> {
     const queues = new Map<string, T[]>();
@@ -91,6 +98,11 @@ export function createScheduler(opts: SchedulerOptions) {
     return Math.max(50, Math.min(jittered, due - opts.clock.now()));
   }
 
+  /** Sends the `credential.expiring` notices now due; how many this instance sent. */
+  async function checkExpiry(): Promise<number> {
+    return opts.expiry ? opts.expiry.check() : 0;
+  }
+
   const loop = () => {
     if (stopped) return;
     running = (async () => {
@@ -100,6 +112,13 @@ export function createScheduler(opts: SchedulerOptions) {
       } catch (err) {
         if (isStoreUnavailable(err)) opts.logger.warn({ err: (err as Error).message }, 'scheduler tick failed: the store is unreachable');
         else opts.logger.error({ err }, 'scheduler tick failed');
+      }
+      if (opts.expiry && opts.clock.now() >= expiryCheckAt && !stopped) {
+        expiryCheckAt = opts.clock.now() + (opts.expiryCheckIntervalMs ?? EXPIRY_CHECK_INTERVAL_MS);
+        await checkExpiry().catch((err: unknown) => {
+          if (isStoreUnavailable(err)) opts.logger.warn({ err: (err as Error).message }, 'expiry check failed: the store is unreachable');
+          else opts.logger.error({ err }, 'expiry check failed');
+        });
       }
       const delay = await nextDelay(report);
       if (!stopped) timer = setTimeout(loop, delay);
@@ -111,6 +130,7 @@ export function createScheduler(opts: SchedulerOptions) {
 
   return {
     tick,
+    checkExpiry,
     start() {
       if (!stopped) return;
       stopped = false;

@@ -62,6 +62,8 @@ test('every placeholder used in a URL or token param is a declared connection pa
     const strings: [string, string][] = [...urlsOf(p), ...Object.entries(p.token_params ?? {}).map(([k, v]): [string, string] => [`${p.id}.token_params.${k}`, v])];
     for (const [where, s] of strings) {
       for (const m of s.matchAll(/\{([a-z_]+)\}/g)) {
+        // {client_id} in a revocation URL is the app's own client id (GitHub), not a connection param.
+        if (m[1] === 'client_id' && where.endsWith('.revocation_url')) continue;
         assert.ok(declared.has(m[1]!), `${where} uses {${m[1]}} but ${p.id} declares no such connection param`);
       }
     }
@@ -75,6 +77,7 @@ test('every placeholder in an endpoint URL is a typed connection param, of a typ
     for (const [envName, env] of Object.entries(p.environments)) {
       for (const key of endpointKeys) {
         for (const { name, position } of placeholdersOf(env[key] ?? '')) {
+          if (name === 'client_id' && key === 'revocation_url' && position === 'path') continue; // the app's client id (schema.ts)
           const where = `${p.id}.environments.${envName}.${key} {${name}}`;
           const type = p.connection_params?.[name]?.type;
           assert.ok(type, `${where} has no declared type`);

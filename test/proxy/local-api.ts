@@ -24,14 +24,19 @@ export interface LocalApi {
   close(): Promise<void>;
 }
 
-export async function startLocalApi(): Promise<LocalApi> {
+/** What the local API answers; the default is `200 {"ok":true}`. */
+export type Answer = { status: number; headers?: Record<string, string>; body?: string };
+
+export async function startLocalApi(respond: (request: Seen) => Answer | undefined = () => undefined): Promise<LocalApi> {
   const seen: Seen[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks) });
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+      const request = { method: req.method!, url: req.url!, headers: req.headers, body: Buffer.concat(chunks) };
+      seen.push(request);
+      const answer = respond(request) ?? { status: 200, body: '{"ok":true}' };
+      res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers }).end(answer.body ?? '');
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -153,4 +158,54 @@ export function rawExchange(
   });
   socket.write(bytes);
   return { socket, closed };
+}
+
+export interface ProvidersInstance {
+  warrant: Warrant;
+  base: string;
+  logs: ReturnType<typeof captureLogger>;
+  /** Imports a connection (admin API); returns its id. */
+  importConnection(provider: string, params?: Record<string, string>, accessToken?: string): Promise<string>;
+  /** An agent of alice@example.com with `scopes` on `connection`; returns its key. */
+  agentKey(connection: string, scopes: string[]): Promise<string>;
+  /** A proxied call as the agent `key`. */
+  call(key: string, connection: string, path: string, init?: RequestInit): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** A Warrant instance on port 0 whose WARRANT_PROVIDERS file holds `providers`. */
+export async function startWithProviders(providers: object[]): Promise<ProvidersInstance> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'warrant-providers-'));
+  const file = join(dataDir, 'providers.json');
+  writeFileSync(file, JSON.stringify(providers));
+  const logs = captureLogger('warn');
+  const config = loadConfig({ WARRANT_DATA_DIR: dataDir, WARRANT_ADMIN_TOKEN: ADMIN_TOKEN, WARRANT_PORT: '0', WARRANT_PROVIDERS: file });
+  const warrant = await createWarrant(config, { logger: logs.logger, notice: () => {}, scheduler: false, webhooks: false });
+  await warrant.listen();
+  const base = `http://127.0.0.1:${(warrant.app.server.address() as net.AddressInfo).port}`;
+  return {
+    warrant,
+    base,
+    logs,
+    async importConnection(provider, params, accessToken = 'local_access_token_0123456789') {
+      const scopes = Object.keys((providers.find((p) => (p as { id: string }).id === provider) as { scopes: object }).scopes);
+      const res = await warrant.app.inject({
+        method: 'POST',
+        url: '/v1/connections',
+        headers: admin,
+        payload: { provider, owner: 'alice@example.com', access_token: accessToken, expires_in: 3600, scopes, ...(params ? { params } : {}) },
+      });
+      assert.equal(res.statusCode, 201, res.body);
+      return res.json().id as string;
+    },
+    async agentKey(connection, scopes) {
+      return (await createAgent(warrant, connection, scopes, `agent-${scopes.join('-')}`)).key;
+    },
+    call: (key, connection, path, init = {}) =>
+      fetch(`${base}/v1/proxy/${connection}${path}`, { ...init, headers: { authorization: `Bearer ${key}`, ...(init.headers as Record<string, string>) } }),
+    async close() {
+      await warrant.close({ graceMs: 2_000 });
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }

@@ -42,7 +42,7 @@ const revocationReport = z.object({
   id: z.string(),
   revoked: z.boolean(),
   verified: z.boolean(),
-  verification: z.enum(['introspection', 'refresh_refused', 'none']),
+  verification: z.enum(['introspection', 'refresh_refused', 'api_refused', 'none']),
   detail: z.string(),
   deleted: z.boolean(),
 });
