@@ -146,7 +146,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
       url.searchParams.set('client_id', opts.clientId);
       url.searchParams.set('redirect_uri', params.redirectUri);
       // Slack user tokens: `user_scope`.
-      if (params.scopes.length) url.searchParams.set(provider.scope_param, scopeString(params.scopes));
+      if (params.scopes.length && provider.idp_scopes) url.searchParams.set(provider.scope_param, scopeString(params.scopes));
       url.searchParams.set('state', params.state);
       if (params.codeChallenge) {
         url.searchParams.set('code_challenge', params.codeChallenge);

@@ -1,9 +1,8 @@
-import type { ResponsePattern } from '../providers/index.ts';
+import { jsonValuesAt, type ResponsePattern } from '../providers/index.ts';
 
 // A provider's response patterns (schema.ts `responsePatternSchema`) read against an IdP or API
 // answer: the revocation `success` pattern, and `auth_failures` when a revocation is verified by
-// an API call. The proxy has its own reader for its own answers (src/proxy/detect.ts); the oauth
-// layer sits below it and cannot import it.
+// an API call. Paths are read as the proxy reads them (providers/json-path.ts).
 
 export interface Answer {
   status: number;
@@ -12,31 +11,6 @@ export interface Answer {
   json: unknown;
   /** The raw body text. */
   text: string;
-}
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/**
- * Every value at a dot path: `error.code`; `errors[].extensions.code` reads each element of
- * `errors`. A member written with a dot in its own name (`"error.code": …`) is read as such first.
- */
-export function valuesAt(body: unknown, path: string): unknown[] {
-  if (isObject(body) && Object.hasOwn(body, path)) return [body[path]];
-  let current: unknown[] = [body];
-  for (const segment of path.split('.')) {
-    const each = segment.endsWith('[]');
-    const name = each ? segment.slice(0, -2) : segment;
-    const next: unknown[] = [];
-    for (const value of current) {
-      if (!isObject(value) || !Object.hasOwn(value, name)) continue;
-      const member = value[name];
-      if (each) {
-        if (Array.isArray(member)) next.push(...member);
-      } else next.push(member);
-    }
-    current = next;
-  }
-  return current;
 }
 
 /** Whether the answer matches: every member the pattern gives must; a pattern that gives none matches nothing. */
@@ -49,7 +23,7 @@ export function matchesAnswer(p: ResponsePattern, r: Answer): boolean {
   if (p.body_contains !== undefined && !r.text.includes(p.body_contains)) return false;
   for (const [key, expected] of Object.entries(p.json ?? {})) {
     const options: unknown[] = Array.isArray(expected) ? expected : [expected];
-    if (!valuesAt(r.json, key).some((actual) => options.some((o) => o === actual))) return false;
+    if (!jsonValuesAt(r.json, key).some((actual) => options.some((o) => o === actual))) return false;
   }
   return true;
 }

@@ -56,9 +56,16 @@ async function requestFor(t: RevocationTarget, token: string, hint: 'refresh_tok
     case 'bearer':
       headers.set('authorization', `Bearer ${token}`);
       break;
+    case 'api': {
+      // Presented as the API takes it (Shopify: X-Shopify-Access-Token); a query token would end up in logs.
+      const how = t.provider.token_injection ?? { in: 'header' as const, name: 'Authorization', format: 'Bearer {token}' };
+      if (how.in !== 'header') throw misconfigured('auth api needs a token_injection in a header');
+      headers.set(how.name, how.format.replaceAll('{token}', token));
+      break;
+    }
   }
   if (shape.body === 'none') {
-    if (shape.auth !== 'bearer') throw misconfigured('with body none, only auth bearer sends the token');
+    if (shape.auth !== 'bearer' && shape.auth !== 'api') throw misconfigured('with body none, only auth bearer or api sends the token');
     if ([...members.keys()].length) throw misconfigured(`token_auth_method ${t.provider.token_auth_method} puts the client in the body, and body is none`);
     return { method: shape.method, headers };
   }

@@ -6,7 +6,7 @@ import type { Provider } from './schema.ts';
 // catalog's (Microsoft answers `https://graph.microsoft.com/mail.read` for `Mail.Read`), so the
 // scopes agents are granted match the scopes the connection holds.
 
-type ScopeRules = Pick<Provider, 'scope_separator' | 'scope_response_separator' | 'scope_response_prefix' | 'scopes'>;
+type ScopeRules = Pick<Provider, 'scope_separator' | 'scope_response_separator' | 'scope_response_prefix' | 'scopes'> & { idp_scopes?: boolean };
 
 /** The separator of granted scopes in a token response. */
 export const responseScopeSeparator = (p: Pick<Provider, 'scope_separator' | 'scope_response_separator'>) => p.scope_response_separator ?? p.scope_separator;
@@ -19,10 +19,13 @@ function split(text: string, separator: string): string[] {
 /**
  * The granted scopes of a token response's `scope` (a string, as normalised by the oauth layer),
  * in the catalog's spelling where one matches; undefined when the answer says nothing (RFC 6749
- * §5.1: then the requested scopes were granted).
+ * §5.1: then the requested scopes were granted). `holdsRefreshToken`: a requested
+ * `offline_access` counts as granted, since the refresh token is what it grants and Microsoft's
+ * answer never names it (OpenID Connect Core §11).
  */
-export function grantedScopes(provider: ScopeRules, scope: string | undefined, requested: readonly string[] = []): string[] | undefined {
-  if (!scope) return undefined;
+export function grantedScopes(provider: ScopeRules, scope: string | undefined, requested: readonly string[] = [], holdsRefreshToken = false): string[] | undefined {
+  // An IdP without OAuth scopes (Notion) grants the capabilities its integration has: the names are Warrant's.
+  if (!scope || provider.idp_scopes === false) return undefined;
   const known = new Map<string, string>();
   for (const name of [...Object.keys(provider.scopes ?? {}), ...requested]) known.set(name.toLowerCase(), name);
   const prefix = provider.scope_response_prefix?.toLowerCase();
@@ -33,5 +36,7 @@ export function grantedScopes(provider: ScopeRules, scope: string | undefined, r
     const name = known.get(lower) ?? known.get(bare) ?? raw;
     if (!out.includes(name)) out.push(name);
   }
+  const offline = holdsRefreshToken ? requested.find((s) => s.toLowerCase() === 'offline_access') : undefined;
+  if (offline && !out.some((s) => s.toLowerCase() === 'offline_access')) out.push(offline);
   return out;
 }

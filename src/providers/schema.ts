@@ -43,7 +43,8 @@ const jsonScalar = z.union([z.string(), z.number(), z.boolean(), z.null()]);
  * A pattern over an upstream answer. Every member given must match: `status` (one or a list),
  * `json` (members, each equal to the value or one of a list; a key is a dot path into nested
  * objects, `error.code`, and `[]` after a segment means "any element of this array",
- * `errors[].extensions.code`), `header` (name → substring), `body_contains` (substring of the raw body).
+ * `errors[].extensions.code`; a leading `[]` enters an answer that is an array, Salesforce's
+ * `[].errorCode`), `header` (name → substring), `body_contains` (substring of the raw body).
  */
 export const responsePatternSchema = z.strictObject({
   status: z.union([z.number().int().min(100).max(599), z.array(z.number().int().min(100).max(599)).min(1)]).optional(),
@@ -52,6 +53,13 @@ export const responsePatternSchema = z.strictObject({
   body_contains: z.string().min(1).optional(),
   /** For scope failures: the JSON member that names the missing scope (Slack's `needed`); a dot path like `json` keys. */
   required_scope_field: z.string().optional(),
+  /**
+   * A header in which the answer lists the scopes the call accepts (GitHub `X-Accepted-OAuth-Scopes`):
+   * matches when it names some and the token holds none of them — per `granted_scopes_header`
+   * (`X-OAuth-Scopes`) when given. Those scopes are the missing scope the agent is told.
+   */
+  accepted_scopes_header: z.string().regex(/^[A-Za-z0-9-]+$/).optional(),
+  granted_scopes_header: z.string().regex(/^[A-Za-z0-9-]+$/).optional(),
 });
 
 const secretRef = z
@@ -123,9 +131,10 @@ export const revocationSchema = z.strictObject({
   /**
    * How the request authenticates: `client` as at the token endpoint (token_auth_method), `basic`
    * the client id and secret as HTTP Basic (GitHub), `bearer` the token being revoked as a Bearer
-   * token (Slack, Linear, Dropbox), `none`.
+   * token (Slack, Linear, Dropbox), `api` the token presented as `token_injection` says
+   * (Shopify's `X-Shopify-Access-Token`), `none`.
    */
-  auth: z.enum(['client', 'basic', 'bearer', 'none']).default('client'),
+  auth: z.enum(['client', 'basic', 'bearer', 'api', 'none']).default('client'),
   headers: headerMap.optional(),
   /**
    * What an answer that did revoke looks like (status and/or body, as `auth_failures`); default any
@@ -209,6 +218,12 @@ export const providerSchema = z
     pkce: z.boolean().default(true),
     /** RFC 8707 resource indicator sent on authorize and token requests. */
     resource: z.string().optional(),
+    /**
+     * `false`: the IdP has no OAuth scopes (Notion: the integration's capabilities are set in its
+     * settings). The names under `scopes` are then Warrant's own, after the provider's capabilities:
+     * requested ones are never sent to the IdP, and the connection holds what was requested.
+     */
+    idp_scopes: z.boolean().default(true),
     scope_separator: z.string().min(1).default(' '),
     /** How the token response separates granted scopes, when not as the request does (GitHub ",", Linear " "). */
     scope_response_separator: z.string().min(1).optional(),

@@ -5,7 +5,7 @@
 // scope" with a 401.
 
 import type { Provider, ResponsePattern } from '../providers/schema.ts';
-import { firstScopeAt, jsonValuesAt } from './json-path.ts';
+import { firstScopeAt, jsonValuesAt } from '../providers/index.ts';
 
 export interface UpstreamAnswer {
   status: number;
@@ -51,7 +51,18 @@ export function headerValue(headers: UpstreamAnswer['headers'], name: string): s
 }
 
 const hasCriteria = (p: ResponsePattern) =>
-  p.status !== undefined || p.json !== undefined || p.header !== undefined || p.body_contains !== undefined;
+  p.status !== undefined || p.json !== undefined || p.header !== undefined || p.body_contains !== undefined || p.accepted_scopes_header !== undefined;
+
+/** Scopes listed in a header (GitHub: `repo, gist`). */
+const scopesIn = (value: string | undefined) => (value ?? '').split(/[\s,]+/).filter(Boolean);
+
+/** The scopes an `accepted_scopes_header` pattern says the call needs and the token lacks; undefined when it does not say so. */
+function acceptedNotHeld(p: ResponsePattern, r: UpstreamAnswer): string[] | undefined {
+  if (p.accepted_scopes_header === undefined) return undefined;
+  const accepted = scopesIn(headerValue(r.headers, p.accepted_scopes_header));
+  const held = new Set(scopesIn(p.granted_scopes_header === undefined ? undefined : headerValue(r.headers, p.granted_scopes_header)));
+  return accepted.length && !accepted.some((s) => held.has(s)) ? accepted : undefined;
+}
 
 /**
  * Whether an upstream answer matches a provider pattern. Every member given must match:
@@ -61,7 +72,8 @@ const hasCriteria = (p: ResponsePattern) =>
  *   compared strictly, a missing member never matches (not even `null`); with `[]`, any element
  *   reaching such a value is enough;
  * - `header`: name (any case) → substring of the value (case-sensitive);
- * - `body_contains`: substring of the raw body (`text`, or the serialised `json` when only that is known).
+ * - `body_contains`: substring of the raw body (`text`, or the serialised `json` when only that is known);
+ * - `accepted_scopes_header`: that header lists scopes and none is in `granted_scopes_header`'s list.
  * A pattern with none of these members matches nothing (it would otherwise match every answer).
  */
 export function matchesPattern(p: ResponsePattern, r: UpstreamAnswer): boolean {
@@ -73,13 +85,14 @@ export function matchesPattern(p: ResponsePattern, r: UpstreamAnswer): boolean {
       if (value === undefined || !value.includes(needle)) return false;
     }
   }
+  if (p.accepted_scopes_header !== undefined && !acceptedNotHeld(p, r)) return false;
   if (p.body_contains !== undefined) {
     const text = r.text ?? (r.json !== undefined ? JSON.stringify(r.json) : undefined);
     if (text === undefined || !text.includes(p.body_contains)) return false;
   }
   if (p.json !== undefined) {
     const body = jsonOf(r);
-    if (!isObject(body)) return false;
+    if (!isObject(body) && !Array.isArray(body)) return false;
     for (const [path, expected] of Object.entries(p.json)) {
       const options: unknown[] = Array.isArray(expected) ? expected : [expected];
       if (!jsonValuesAt(body, path).some((actual) => options.some((o) => o === actual))) return false;
@@ -207,6 +220,7 @@ export function classifyUpstream(provider: Pick<Provider, 'auth_failures' | 'sco
   if (scopePattern) {
     const requiredScope =
       (scopePattern.required_scope_field !== undefined ? firstScopeAt(jsonOf(r), scopePattern.required_scope_field) : undefined) ??
+      acceptedNotHeld(scopePattern, r)?.join(' ') ??
       (challenge.scope || undefined);
     return requiredScope === undefined ? { kind: 'scope_failure' } : { kind: 'scope_failure', requiredScope };
   }

@@ -128,7 +128,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     const lifetime = tokenLifetimeSeconds(tokens, provider);
     // No token yet (client credentials, JWT bearer): born expired, so the first use mints one.
     const expiresAt = !tokens.access_token ? now : lifetime === null ? null : now + lifetime * 1000;
-    const granted = grantedScopes(provider, tokens.scope, input.requestedScopes) ?? input.requestedScopes;
+    const granted = grantedScopes(provider, tokens.scope, input.requestedScopes, !!tokens.refresh_token) ?? input.requestedScopes;
     const id = input.existing?.id ?? newId('con');
     const fields = {
       provider: provider.id,

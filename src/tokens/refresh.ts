@@ -152,7 +152,7 @@ export function createRefresher(deps: RefreshDeps) {
     const lifetime = tokenLifetimeSeconds(tokens, provider);
     const expiresAt = lifetime === null ? null : expiryFrom(sentAt, lifetime);
     const lifetimeMs = lifetime === null ? null : lifetime * 1000;
-    const granted = grantedScopes(provider, tokens.scope, parseJson<string[]>(row.requested_scopes, []));
+    const granted = grantedScopes(provider, tokens.scope, parseJson<string[]>(row.requested_scopes, []), true);
     const recovered = row.failure_count > 0 || row.status === 'error' || row.refresh_indeterminate_at !== null;
     const patch: ConnectionPatch = {
       status: 'active',

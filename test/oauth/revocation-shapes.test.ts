@@ -131,6 +131,20 @@ describe('every request shape, as the IdP receives it', () => {
     await clientFor({ revocation: { method: 'GET', auth: 'bearer', body: 'none', success: { json: { ok: true } } } }).revoke(AT, 'access_token');
     assert.equal(idp.at('/revoke').at(-1)!.method, 'GET');
   });
+
+  test('Shopify: DELETE with the token as the API takes it (auth api: X-Shopify-Access-Token), no Authorization', async () => {
+    idp.on('/revoke', { status: 200, body: {} });
+    const shopify = {
+      token_injection: { in: 'header', name: 'X-Shopify-Access-Token', format: '{token}' },
+      revocation: { method: 'DELETE', body: 'none', auth: 'api', success: { status: 200 } },
+    };
+    await clientFor(shopify).revoke(AT, 'access_token');
+    const sent = idp.at('/revoke').at(-1)!;
+    assert.equal(sent.method, 'DELETE');
+    assert.equal(sent.headers['x-shopify-access-token'], AT);
+    assert.equal(sent.headers.authorization, undefined);
+    assert.equal(sent.body, '');
+  });
 });
 
 describe('the answer decides: revoked only when it says so', () => {

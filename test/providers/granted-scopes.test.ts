@@ -41,3 +41,13 @@ test('property: whatever the separator, a joined answer parses back to its disti
     { numRuns: 2_000 },
   );
 });
+
+// Regression: Microsoft never names offline_access in its answer, so every microsoft-graph
+// connection listed it in missing_scopes although its refresh token came back.
+test('a requested offline_access counts as granted when a refresh token is held, and only then', () => {
+  const graph = catalog.get('microsoft-graph')!;
+  const requested = ['offline_access', 'User.Read'];
+  assert.deepEqual(grantedScopes(graph, 'https://graph.microsoft.com/user.read', requested, true), ['User.Read', 'offline_access']);
+  assert.deepEqual(grantedScopes(graph, 'https://graph.microsoft.com/user.read', requested, false), ['User.Read']);
+  assert.deepEqual(grantedScopes(graph, 'https://graph.microsoft.com/user.read', ['User.Read'], true), ['User.Read']);
+});

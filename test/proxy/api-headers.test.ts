@@ -42,7 +42,7 @@ test('apiHeaderValues: static and templated values, names lower-cased', () => {
 
 test('apiHeaderValues: a missing param is a conflict naming it and the header, telling to connect again', () => {
   const p = providerSchema.parse(xeroLike('http://127.0.0.1:1'));
-  for (const params of [{ org: 'acme' }, { org: 'acme', tenant_id: '' }]) {
+  for (const params of [{ org: 'acme' }, { org: 'acme', tenant_id: '' }] as Record<string, string>[]) {
     const err = refusal(() => apiHeaderValues(p, params));
     assert.equal(err.code, 'conflict');
     assert.equal(err.members.param, 'tenant_id');

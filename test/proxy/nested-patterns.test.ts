@@ -2,7 +2,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { ResponsePattern } from '../../src/providers/schema.ts';
-import { classifyUpstream, firstScopeAt, jsonValuesAt, matchesPattern } from '../../src/proxy/index.ts';
+import { firstScopeAt, jsonValuesAt } from '../../src/providers/index.ts';
+import { classifyUpstream, matchesPattern } from '../../src/proxy/index.ts';
 import { startLifecycle, type LifecycleEnv } from '../helpers/lifecycle.ts';
 import { ADMIN_TOKEN } from '../helpers/app.ts';
 import { startLocalApi, type LocalApi, type Seen } from './local-api.ts';
@@ -34,8 +35,24 @@ test('jsonValuesAt: examples', () => {
   assert.deepEqual(jsonValuesAt({}, 'constructor'), [], 'inherited members do not count');
   assert.deepEqual(jsonValuesAt({ a: {} }, 'a.toString'), []);
   assert.deepEqual(jsonValuesAt(JSON.parse('{"__proto__":{"x":1}}'), '__proto__.x'), [1], 'an own __proto__ member is a member');
-  assert.deepEqual(jsonValuesAt([{ a: 1 }], 'a'), [], 'the root is an object');
+  assert.deepEqual(jsonValuesAt([{ a: 1 }], 'a'), [], 'a root array is entered only where the path starts with []');
+  const SALESFORCE_EXPIRED = [{ message: 'Session expired or invalid', errorCode: 'INVALID_SESSION_ID' }];
+  assert.deepEqual(jsonValuesAt(SALESFORCE_EXPIRED, '[].errorCode'), ['INVALID_SESSION_ID'], "Salesforce's top-level array");
+  assert.deepEqual(jsonValuesAt([[{ a: 1 }], 'x', { a: 2 }], '[].a'), [2]);
+  assert.deepEqual(jsonValuesAt([[{ a: 1 }]], '[][].a'), [1]);
+  assert.deepEqual(jsonValuesAt([1, 2], '[]'), [1, 2]);
+  assert.deepEqual(jsonValuesAt({ a: 1 }, '[].a'), [], '[] at the root only enters an array');
   assert.deepEqual(jsonValuesAt('text', 'a'), []);
+});
+
+test('GitHub: a 403/404 whose X-Accepted-OAuth-Scopes names none of the X-OAuth-Scopes is a missing scope; otherwise it passes', () => {
+  const github = { auth_failures: [], scope_failures: [{ status: [403, 404], accepted_scopes_header: 'X-Accepted-OAuth-Scopes', granted_scopes_header: 'X-OAuth-Scopes' }] as ResponsePattern[] };
+  const gh = (status: number, headers: Record<string, string>) => ({ status, headers, json: { message: 'Not Found' }, text: '{"message":"Not Found"}' });
+  assert.deepEqual(classifyUpstream(github, gh(404, { 'x-accepted-oauth-scopes': 'repo', 'x-oauth-scopes': 'gist, read:user' })), { kind: 'scope_failure', requiredScope: 'repo' });
+  assert.deepEqual(classifyUpstream(github, gh(403, { 'x-accepted-oauth-scopes': 'admin:org, write:org', 'x-oauth-scopes': '' })), { kind: 'scope_failure', requiredScope: 'admin:org write:org' });
+  assert.deepEqual(classifyUpstream(github, gh(403, { 'x-accepted-oauth-scopes': 'repo', 'x-oauth-scopes': 'repo, gist' })), { kind: 'ok' }, 'held: a plain permission error');
+  assert.deepEqual(classifyUpstream(github, gh(404, { 'x-oauth-scopes': 'gist' })), { kind: 'ok' }, 'no accepted scopes named: a plain 404');
+  assert.deepEqual(classifyUpstream(github, gh(200, { 'x-accepted-oauth-scopes': 'repo', 'x-oauth-scopes': 'gist' })), { kind: 'ok' }, 'status must match');
 });
 
 test('firstScopeAt: the first string or string list a path reaches', () => {

@@ -29,6 +29,8 @@ export interface SandboxPersona {
   follow(authorizationUrl: string): Promise<string>;
   /** The next `count` API calls with an otherwise valid token answer the persona's "expired" shape. */
   expireNextApiCalls(count: number): void;
+  /** Takes scopes away from the grant behind a token (upstream narrowing); throws when the token is unknown. */
+  withdrawScopes(token: string, scopes: readonly string[]): void;
   stats(): PersonaStats;
   notModelled: readonly string[];
 }
@@ -61,6 +63,9 @@ export function attachPersona(
       return location;
     },
     expireNextApiCalls: engine.expireNextApiCalls,
+    withdrawScopes(token, scopes) {
+      if (!engine.withdrawScopes(token, scopes)) throw new Error('withdrawScopes: the persona knows no such token');
+    },
     stats: engine.stats,
     notModelled: persona.notModelled,
   };

@@ -44,7 +44,7 @@ export function buildPersonaDefinition(persona: Persona, origin: string, opts: {
     const out: Record<string, unknown> = {};
     for (const key of [...endpointKeys, 'issuer'] as const) {
       const value = env[key];
-      if (value) out[key] = sandboxUrl(origin, value);
+      if (value) out[key] = key === 'api_base_url' && value.startsWith('{') && persona.api.definitionBase ? sandboxUrl(origin, persona.api.definitionBase) : sandboxUrl(origin, value);
     }
     if (env.api_hosts) {
       out.api_hosts = Object.fromEntries(Object.entries(env.api_hosts).map(([k, h]) => [k, { ...h, base_url: sandboxUrl(origin, h.base_url) }]));

@@ -152,7 +152,7 @@ export function createPersonaEngine(deps: EngineDeps) {
     if ((challenge !== undefined || method !== null) && (method !== 'S256' || !challenge || !/^[A-Za-z0-9_-]{43}$/.test(challenge))) {
       return redirect({ error: 'invalid_request', error_description: 'PKCE: S256 with a 43-character challenge' });
     }
-    const scopes = split(query.get('scope') ?? undefined, persona.authorize.separator);
+    const scopes = persona.authorize.capabilities ? [...persona.authorize.capabilities] : split(query.get('scope') ?? undefined, persona.authorize.separator);
     const secondaryParam = persona.authorize.secondaryScopeParam;
     const secondaryScopes = secondaryParam && query.has(secondaryParam) ? split(query.get(secondaryParam) ?? undefined, persona.authorize.separator) : undefined;
     const rule = persona.token.refreshToken;
@@ -409,6 +409,8 @@ export function createPersonaEngine(deps: EngineDeps) {
     },
     invalidateAccessToken: (token: string) => grants.invalidateAccess(token),
     revokeGrantOf: (token: string) => grants.revokeGrantOf(token),
+    /** The grant behind the token loses these scopes: calls needing them answer the persona's missing-scope shape. */
+    withdrawScopes: (token: string, scopes: readonly string[]) => grants.withdrawScopes(token, scopes),
     stats: (): PersonaStats => structuredClone(stats),
     resetStats() {
       stats = emptyPersonaStats(persona.id);

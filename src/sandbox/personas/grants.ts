@@ -164,6 +164,15 @@ export function createGrantStore(persona: Persona) {
       return true;
     },
 
+    /** Takes scopes away from the grant behind an access or refresh token (an admin narrowing an app's grant upstream); false when unknown. */
+    withdrawScopes(token: string, scopes: readonly string[]): boolean {
+      const grant = access.get(token)?.grant ?? refresh.get(token)?.grant;
+      if (!grant) return false;
+      const gone = new Set(scopes.map((s) => s.toLowerCase()));
+      grant.scopes = grant.scopes.filter((s) => !gone.has(s.toLowerCase()));
+      return true;
+    },
+
     /** Drops expired codes so a long-running sandbox does not grow without bound. */
     sweep(): void {
       const now = Date.now();

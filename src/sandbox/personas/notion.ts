@@ -14,7 +14,12 @@ export const notion: Persona = {
   tenantKind: 'uuid',
   requiredHeaders: ['Notion-Version'],
   missingHeader: () => notionError(400, 'missing_version', 'Notion-Version header failed validation: Notion-Version header should be defined.'),
-  authorize: { url: 'https://api.notion.com/v1/oauth/authorize', separator: ' ' },
+  // The integration's capabilities (set in its settings, not at consent); the sandbox integration has all of them.
+  authorize: {
+    url: 'https://api.notion.com/v1/oauth/authorize',
+    separator: ' ',
+    capabilities: ['read_content', 'update_content', 'insert_content', 'read_comments', 'insert_comments', 'read_user'],
+  },
   token: {
     url: 'https://api.notion.com/v1/oauth/token',
     body: 'json',
@@ -51,14 +56,16 @@ export const notion: Persona = {
     bases: ['https://api.notion.com/v1'],
     routes: [
       { method: 'GET', path: '/users/me', scopes: [], body: { object: 'user', type: 'bot', bot: {} } },
-      { method: 'POST', path: '/search', scopes: [], body: { object: 'list', results: [], has_more: false } },
-      { method: 'GET', path: '/pages/*', scopes: [], body: { object: 'page', id: '00000000-0000-4000-a000-000000000007' } },
+      { method: 'POST', path: '/search', scopes: ['read_content'], body: { object: 'list', results: [], has_more: false } },
+      { method: 'GET', path: '/pages/*', scopes: ['read_content'], body: { object: 'page', id: '00000000-0000-4000-a000-000000000007' } },
+      { method: 'GET', path: '/comments', scopes: ['read_comments'], body: { object: 'list', results: [], has_more: false } },
+      { method: 'POST', path: '/comments', scopes: ['insert_comments'], body: { object: 'comment', id: '00000000-0000-4000-a000-000000000008' } },
     ],
     refuse: () => notionError(401, 'unauthorized', 'API token is invalid.'),
     missingScope: () => notionError(403, 'restricted_resource', 'Insufficient permissions for this endpoint.'),
   },
   notModelled: [
-    'capabilities (read/update/insert content) and page sharing: Notion has no OAuth scopes, so no call answers the missing-scope shape',
+    'page sharing: every page is shared with the integration; capabilities are all granted (withdraw one with the withdraw-scopes knob to see 403 restricted_resource)',
     'access-token expiry (undocumented; none unless the lifetime knob sets one)',
     'Notion-Version values: any value is accepted, only its absence is refused',
   ],

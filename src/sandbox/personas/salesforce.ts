@@ -35,7 +35,9 @@ export const salesforce: Persona = {
         refresh_token: t.refresh_token,
         signature: createHmac('sha256', t.clientSecret).update(id + issuedAt).digest('base64'),
         scope: t.scopes.join(' '),
-        instance_url: t.url(`https://${instanceHost}`),
+        // The real org's origin, as Salesforce names it: it passes the catalog's https_origin check. The
+        // sandbox serves that org at `{origin}/sandbox-org.my.salesforce.com` (the printed definition's api_base_url).
+        instance_url: `https://${instanceHost}`,
         id,
         token_type: 'Bearer',
         issued_at: issuedAt,
@@ -47,6 +49,7 @@ export const salesforce: Persona = {
   revocation: { url: 'https://login.salesforce.com/services/oauth2/revoke', method: 'POST', body: 'form', tokenFields: ['token'], auth: 'none', ...rfc7009, fail: (r) => (r === 'unknown_token' ? { status: 400, body: { error: 'unsupported_token_type', error_description: 'this token type is not supported' } } : rfc7009.fail(r)) },
   introspection: { url: 'https://login.salesforce.com/services/oauth2/introspect', body: 'form', auth: 'client' },
   api: {
+    definitionBase: `https://${instanceHost}/services/data/v62.0`,
     bases: [`https://${instanceHost}/services/data/v62.0`],
     routes: [
       { method: 'GET', path: '/sobjects', scopes: ['api', 'full'], body: { encoding: 'UTF-8', sobjects: [] } },
@@ -58,7 +61,7 @@ export const salesforce: Persona = {
   },
   notModelled: [
     'the test.salesforce.com endpoints answer as login.salesforce.com (same grants); My Domain login hosts',
-    'instance_url is the sandbox origin plus a path (http, not an https origin): the catalog types instance_url as https_origin, so a contract test must override api_base_url',
+    'instance_url names the real org origin (https://sandbox-org.my.salesforce.com), which the sandbox serves under its own origin: the printed definition sets api_base_url to that sandbox path instead of {instance_url}',
     'per-org session timeouts and refresh-token policies (idle/absolute expiry), userinfo, id_token',
   ],
 };

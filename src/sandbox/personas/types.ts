@@ -77,6 +77,8 @@ export interface Persona {
     separator: string;
     /** Slack's `user_scope`: a second token set with its own scopes. */
     secondaryScopeParam?: string;
+    /** No OAuth scopes (Notion): every grant holds these capabilities, whatever the request says. */
+    capabilities?: readonly string[];
     /** Sent as `iss` on the redirect (RFC 9207), only where the provider does. */
     iss?: string;
     /** Parameters the provider insists on (Atlassian `audience`); without them the redirect carries invalid_request. */
@@ -135,6 +137,11 @@ export interface Persona {
   /** The tenant id's form. */
   tenantKind: 'uuid' | 'numeric';
   api: {
+    /**
+     * The real API base the definition's `api_base_url` is pointed at when the catalog's is taken
+     * from the token answer (Salesforce `{instance_url}/…`): the answer names the real org, not the sandbox.
+     */
+    definitionBase?: string;
     /** API bases (real URLs); `{tenant}` stands for the grant's tenant id. */
     bases: readonly string[];
     routes: readonly ApiRoute[];

@@ -1,7 +1,7 @@
 // Dot paths into an upstream's JSON answer, as response patterns write them (`json` keys,
 // `required_scope_field`): `error.code` walks into nested objects, and `[]` after a segment means
 // "any element of this array" (`errors[].extensions.code`, Google's `error.details[].reason`;
-// `[][]` for an array of arrays). Only own members count, and an array is entered only where the
+// `[][]` for an array of arrays; a leading `[]` enters an answer that is an array itself). Only own members count, and an array is entered only where the
 // path says `[]`. A member whose own name holds dots is found too: the whole key as one member
 // (so a key that named a top-level member before paths existed still does), Dropbox's `.tag` as
 // `error..tag`.
@@ -31,6 +31,11 @@ function eachElement(value: unknown, arrays: number, visit: (v: unknown) => void
  * length, whatever the answer holds.
  */
 export function jsonValuesAt(json: unknown, path: string): unknown[] {
+  // A top-level array (Salesforce answers `[{"errorCode": "INVALID_SESSION_ID"}]`): `[].errorCode`.
+  if (path.startsWith('[]') && Array.isArray(json)) {
+    const rest = path.slice(2).replace(/^\./, '');
+    return rest === '' ? [...json] : json.flatMap((element) => (rest.startsWith('[]') || isObject(element) ? jsonValuesAt(element, rest) : []));
+  }
   if (!isObject(json)) return [];
   // The common case: one plain member.
   if (!path.includes('.') && !path.endsWith('[]')) return Object.hasOwn(json, path) ? [json[path]] : [];
@@ -48,7 +53,7 @@ export function jsonValuesAt(json: unknown, path: string): unknown[] {
     if (positions.has(at)) return;
     positions.add(at);
     // The longest name first: a member spelled with dots wins over the path through its parts.
-    for (let end = at + 1; end > at; end--) {
+    for (let end = pieces.length; end > at; end--) {
       const { member, arrays } = splitArrays(pieces.slice(at, end).join('.'));
       if (Object.hasOwn(node, member)) eachElement(node[member], arrays, (v) => walk(v, end));
     }
