@@ -1,12 +1,13 @@
+import { MAX_ANSWER_BYTES, readCapped } from '../oauth/index.ts';
 import type { ClockSample } from './types.ts';
 
 // Every call doctor makes: one GET or POST, bounded in time and size, that never throws. A
 // failure comes back as a reason fit for the report (network code, TLS, timeout), never a value
 // of the request.
 
-/** Longest wait for one answer (the brief's 5 s: doctor is a diagnosis, not a retry loop). */
+/** Longest wait for one answer (doctor is a diagnosis, not a retry loop). */
 export const DOCTOR_TIMEOUT_MS = 5_000;
-const MAX_BODY_BYTES = 1 << 20;
+const MAX_BODY_BYTES = MAX_ANSWER_BYTES;
 
 export type Answer =
   | { ok: true; status: number; headers: Headers; text: string; clock?: ClockSample }
@@ -22,7 +23,7 @@ export async function request(url: string, init: { method?: string; headers?: Re
       redirect: 'manual',
       signal: AbortSignal.timeout(init.timeoutMs ?? DOCTOR_TIMEOUT_MS),
     });
-    const text = await readCapped(res);
+    const text = await readText(res);
     const ended = Date.now();
     return { ok: true, status: res.status, headers: res.headers, text, clock: clockSample(url, res.headers, started, ended) };
   } catch (err) {
@@ -30,22 +31,10 @@ export async function request(url: string, init: { method?: string; headers?: Re
   }
 }
 
-async function readCapped(res: Response): Promise<string> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
-      await reader.cancel().catch(() => {});
-      throw Object.assign(new Error('answer larger than 1 MiB'), { code: 'TOO_LARGE' });
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+async function readText(res: Response): Promise<string> {
+  const read = await readCapped(res, MAX_BODY_BYTES);
+  if (read.overflow) throw Object.assign(new Error('answer larger than 1 MiB'), { code: 'TOO_LARGE' });
+  return Buffer.from(read.bytes).toString('utf8');
 }
 
 function clockSample(url: string, headers: Headers, started: number, ended: number): ClockSample | undefined {

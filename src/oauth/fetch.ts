@@ -16,7 +16,7 @@ export const MAX_ANSWER_BYTES = 1 << 20;
 export type IdpEndpoint = 'token' | 'revocation' | 'introspection';
 
 /** Reads at most `limit` bytes of the body (after content decoding); the rest is cancelled, not read. */
-async function readCapped(res: Response, limit: number): Promise<{ bytes: Uint8Array; overflow: boolean }> {
+export async function readCapped(res: Response, limit: number): Promise<{ bytes: Uint8Array; overflow: boolean }> {
   if (!res.body) return { bytes: new Uint8Array(0), overflow: false };
   const declared = Number(res.headers.get('content-length') ?? NaN);
   if (declared > limit) {

@@ -1,6 +1,6 @@
 import { WarrantError } from '../errors/index.ts';
-import { MAX_ANSWER_BYTES } from '../oauth/index.ts';
-import type { Provider } from '../providers/index.ts';
+import { MAX_ANSWER_BYTES, boundedFetch, checkScheme, type BoundedAnswer } from '../oauth/index.ts';
+import { jsonValuesAt, type Provider } from '../providers/index.ts';
 import { checkParams } from './clients.ts';
 
 // After consent, which tenant the grant reaches: Atlassian's `accessible-resources` (→ cloud_id),
@@ -20,20 +20,6 @@ export interface DiscoveredTenant {
   found: number;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** `a.b.c` into nested objects. */
-function at(value: unknown, path: string): unknown {
-  let v = value;
-  for (const key of path.split('.')) {
-    if (!isObject(v)) return undefined;
-    v = v[key];
-  }
-  return v;
-}
-
-const isLoopback = (u: URL) => u.hostname === 'localhost' || u.hostname === '[::1]' || /^127\./.test(u.hostname);
-
 const failed = (provider: Provider, why: string, cause?: unknown) =>
   new WarrantError(
     'upstream_unavailable',
@@ -42,63 +28,32 @@ const failed = (provider: Provider, why: string, cause?: unknown) =>
     cause === undefined ? undefined : { cause },
   );
 
-/** The body as text, at most `limit` bytes; undefined past it (not read further). */
-async function readCapped(res: Response, limit: number): Promise<string | undefined> {
-  if (Number(res.headers.get('content-length') ?? NaN) > limit) {
-    await res.body?.cancel().catch(() => {});
-    return undefined;
-  }
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      return undefined;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 /** GET the discovery URL with the new access token; the list of tenant values it names, in order. */
 async function candidatesOf(provider: Provider, accessToken: string, timeoutMs: number): Promise<string[]> {
   const spec = provider.tenant_discovery!;
-  const url = new URL(spec.url);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopback(url))) throw failed(provider, 'its URL is not https');
-  let status: number;
-  let text: string | undefined;
+  let url: URL;
+  try {
+    url = checkScheme(spec.url, 'tenant discovery');
+  } catch {
+    throw failed(provider, 'its URL is not https');
+  }
+  let answer: BoundedAnswer;
   try {
     // The deadline covers the headers and the body.
-    const res = await fetch(url, {
-      headers: { authorization: `Bearer ${accessToken}`, accept: 'application/json' },
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    status = res.status;
-    if (status < 200 || status > 299) await res.body?.cancel().catch(() => {});
-    else text = await readCapped(res, MAX_ANSWER_BYTES);
+    const headers = new Headers({ authorization: `Bearer ${accessToken}`, accept: 'application/json' });
+    answer = await boundedFetch(url.href, { method: 'GET', headers, signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
-    const timedOut = (err as Error).name === 'TimeoutError' || (err as Error).name === 'AbortError';
-    throw failed(provider, timedOut ? `no answer within ${timeoutMs} ms` : 'network error', (err as Error).name);
+    const e = err as { error?: string; name?: string };
+    throw failed(provider, e.error === 'timeout' ? `no answer within ${timeoutMs} ms` : 'network error', e.error ?? e.name);
   }
-  if (status < 200 || status > 299) throw failed(provider, `HTTP ${status}`);
-  if (text === undefined) throw failed(provider, `answer larger than ${MAX_ANSWER_BYTES} bytes`);
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw failed(provider, 'the answer is not JSON');
-  }
-  const list = spec.list ? at(body, spec.list) : body;
+  if (answer.status < 200 || answer.status > 299) throw failed(provider, `HTTP ${answer.status}`);
+  if (answer.overflow) throw failed(provider, `answer larger than ${MAX_ANSWER_BYTES} bytes`);
+  if (answer.json === undefined) throw failed(provider, 'the answer is not JSON');
+  const list = spec.list ? jsonValuesAt(answer.json, spec.list)[0] : answer.json;
   if (!Array.isArray(list)) throw failed(provider, spec.list ? `the answer has no list at ${spec.list}` : 'the answer is not a list');
   const values: string[] = [];
   for (const element of list) {
-    const v = at(element, spec.field);
+    const v = jsonValuesAt(element, spec.field)[0];
     if ((typeof v === 'string' && v) || typeof v === 'number') values.push(String(v));
   }
   return values;

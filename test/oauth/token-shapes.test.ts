@@ -168,6 +168,13 @@ describe('token_response.scope_field, scope_param', () => {
     const bot = new URL(clientFor(slackBot).client.authorizationUrl({ redirectUri: 'https://warrant.example/cb', scopes: ['chat:write'], state: 's' }));
     assert.equal(bot.searchParams.get('scope'), 'chat:write');
   });
+
+  test('idp_scopes false (Notion): the scopes are Warrant\'s own, never sent; a scope in the answer is not read', () => {
+    const { client, provider } = clientFor({ id: 'notion-like', idp_scopes: false, scopes: { read_content: [{ method: 'GET', path: '/pages/**' }] } });
+    const url = new URL(client.authorizationUrl({ redirectUri: 'https://warrant.example/cb', scopes: ['read_content'], state: 's' }));
+    assert.equal(url.searchParams.has('scope'), false);
+    assert.equal(grantedScopes(provider, 'something else', ['read_content']), undefined, 'undefined: the requested scopes stand');
+  });
 });
 
 describe('token_endpoint.headers', () => {

@@ -64,9 +64,9 @@ const contracts: Contract[] = [
     call: { method: 'GET', path: '/repos/sandbox-user/repo' },
     denied: { method: 'PATCH', path: '/gists/aa5a315d61ae9438b18d', json: { description: 'x' } },
     refresh: { none: 'GitHub OAuth app tokens do not expire and come without a refresh token' },
-    // GitHub says "missing scope" as 403 + X-Accepted-OAuth-Scopes, which no catalog pattern can tell
-    // from a plain permission error (catalog notes): Warrant passes the provider's 403 on.
-    missingScope: { call: { method: 'GET', path: '/repos/sandbox-user/repo' }, withdraw: ['repo'], passedOn: 403 },
+    // GitHub says "missing scope" as 403 + X-Accepted-OAuth-Scopes naming none of the X-OAuth-Scopes
+    // the token holds (the catalog's accepted_scopes_header pattern); the agent is told the accepted ones.
+    missingScope: { call: { method: 'GET', path: '/repos/sandbox-user/repo' }, withdraw: ['repo'], requiredScope: 'repo public_repo' },
     revocation: { method: 'DELETE', auth: 'basic', contentType: 'application/json', fields: ['access_token'] },
   },
   {
@@ -117,6 +117,20 @@ const contracts: Contract[] = [
     revocation: { method: 'POST', auth: 'basic', contentType: 'application/x-www-form-urlencoded' },
   },
   {
+    persona: 'notion',
+    provider: 'notion',
+    // No OAuth scopes at Notion: these are Warrant's own, one per capability, never sent (idp_scopes: false).
+    scopes: ['read_content', 'read_comments', 'insert_comments'],
+    agentScopes: ['read_content', 'read_comments'],
+    // Notion-Version comes from the catalog's api_headers: the persona refuses a call without it.
+    call: { method: 'POST', path: '/search', json: { query: '' } },
+    denied: { method: 'POST', path: '/comments', json: { parent: { page_id: '00000000-0000-4000-a000-000000000007' }, rich_text: [] } },
+    refresh: 'expire-next',
+    // The integration lost a capability: Notion's 403 restricted_resource.
+    missingScope: { call: { method: 'GET', path: '/comments' }, withdraw: ['read_comments'] },
+    revocation: { method: 'POST', auth: 'basic', contentType: 'application/json', fields: ['token'] },
+  },
+  {
     persona: 'microsoft',
     provider: 'microsoft-graph',
     scopes: ['User.Read', 'Mail.Read'],
@@ -142,7 +156,7 @@ const contracts: Contract[] = [
     refresh: 'expire-next',
     // Google: 403 with error.details[].reason ACCESS_TOKEN_SCOPE_INSUFFICIENT and WWW-Authenticate insufficient_scope.
     missingScope: { call: { method: 'GET', path: '/drive/v3/files' }, withdraw: [g('drive.readonly'), g('drive.file')] },
-    revocation: { method: 'POST', auth: 'none', contentType: 'application/x-www-form-urlencoded', fields: ['token'] },
+    revocation: { method: 'POST', auth: 'post', contentType: 'application/x-www-form-urlencoded' },
   },
   {
     persona: 'atlassian',
@@ -205,7 +219,7 @@ const contracts: Contract[] = [
     refresh: 'expire-next',
     // Salesforce's 403 for a session that may not use the API is not a scope pattern: passed on.
     missingScope: { call: { method: 'GET', path: '/chatter/users/me' }, withdraw: ['chatter_api', 'api'], passedOn: 403 },
-    revocation: { method: 'POST', auth: 'none', contentType: 'application/x-www-form-urlencoded', fields: ['token'] },
+    revocation: { method: 'POST', auth: 'post', contentType: 'application/x-www-form-urlencoded' },
   },
 ];
 
@@ -266,6 +280,10 @@ describe('persona contracts: the real catalog entries through Warrant’s public
         assert.ok(healed.status >= 200 && healed.status < 300, `${healed.status} ${body(healed)}`);
         assert.equal((persona.stats().tokenRequests.refresh_token ?? 0) - refreshesBefore, 1, 'one refresh');
         if (c.refresh === 'expire-next') assert.equal(persona.stats().forcedExpiries, 1);
+        // In the provider's format (Atlassian: JSON body; a form one is refused) and with the newest
+        // refresh token (rotation with a leeway: no reuse of a rotated-out one).
+        assert.deepEqual(persona.stats().tokenErrors, {});
+        assert.equal(persona.stats().reuseDetected, 0);
       }
 
       // 4. Missing scope: the token lost a scope upstream; the agent's scope still reaches the path.
