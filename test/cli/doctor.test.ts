@@ -117,3 +117,38 @@ test('warrant sandbox --clock-skew moves the time of its Date header (what the c
   assert.equal(await bad.exit(), 1);
   assert.match(bad.stderr(), /warrant: --clock-skew: a whole number of seconds/);
 });
+
+test('warrant doctor against personas: the real google-drive and xero entries pointed at `sandbox --persona` are ok; a wrong token_url and a client of another environment are errors', { timeout: 120_000 }, async () => {
+  const google = await startSandbox({ persona: 'google' });
+  const xero = await startSandbox({ persona: 'xero' });
+  const dir = mkdtempSync(join(tmpdir(), 'warrant-doctor-'));
+  try {
+    const drive = google.persona!.providerDefinition({ id: 'google-drive' });
+    const providers = join(dir, 'personas.yaml');
+    const env = { WARRANT_PROVIDERS: providers, WARRANT_DATA_DIR: join(dir, 'data') };
+    writeFileSync(providers, stringify([drive, xero.persona!.providerDefinition()]));
+    const ok = runWarrant(['doctor'], env);
+    assert.equal(await ok.exit(), 0, `${ok.stdout()}\n${ok.stderr()}`);
+    for (const subject of ['google-drive/production', 'xero/production']) {
+      for (const check of ['discovery', 'client', 'clock']) assert.ok(line(ok.stdout(), 'ok', check, subject), `${check} ${subject} ok:\n${ok.stdout()}`);
+    }
+
+    const production = drive.environments.production!;
+    writeFileSync(
+      providers,
+      stringify([
+        { ...drive, environments: { production: { ...production, token_url: `${production.token_url}-v3` } } },
+        { ...xero.persona!.providerDefinition(), client_id: 'xero-production-app' },
+      ]),
+    );
+    const bad = runWarrant(['doctor'], env);
+    assert.equal(await bad.exit(), 1, bad.stderr());
+    const out = bad.stdout();
+    assert.match(line(out, 'error', 'discovery', 'google-drive/production') ?? '', /token_url .*-v3 differs from the IdP's token_endpoint/, out);
+    assert.match(line(out, 'error', 'client', 'xero/production') ?? '', /does not know client xero-production-app .*client of another environment\?/, out);
+  } finally {
+    await google.close();
+    await xero.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -16,6 +16,8 @@ interface Call {
   headers?: Record<string, string>;
 }
 
+type RefreshMode = 'expire-next' | 'ttl';
+
 interface Contract extends RigPersona {
   /** Provider id in Warrant. */
   provider: string;
@@ -33,8 +35,12 @@ interface Contract extends RigPersona {
   call: Call;
   /** A call under a granted scope the agent was not given: policy_denied, upstream never called. */
   denied?: Call;
-  /** How the access token is made to expire; a string: why there is no refresh to test. */
-  refresh: 'expire-next' | 'ttl' | { none: string };
+  /**
+   * How the access token is made to expire, each in turn: `expire-next` the API says "expired"
+   * (Slack `token_expired`), `ttl` the token is killed upstream (Slack `invalid_auth`);
+   * `{ none }`: why there is no refresh to test.
+   */
+  refresh: RefreshMode | RefreshMode[] | { none: string };
   /** A call the agent's scope reaches while the token lost `withdraw` upstream. */
   missingScope: { call: Call; withdraw: string[]; requiredScope?: string; passedOn?: number } | { none: string };
   /** What the revocation request looked like at the persona; absent: the provider has none. */
@@ -52,7 +58,8 @@ const contracts: Contract[] = [
     agentScopes: ['channels:read', 'users:read'],
     call: { method: 'GET', path: '/conversations.list' },
     denied: { method: 'POST', path: '/chat.postMessage', json: { channel: 'C0SANDBOX', text: 'hi' } },
-    refresh: 'expire-next',
+    // Both body-level answers, HTTP 200: {"ok": false, "error": "token_expired"}, then "invalid_auth".
+    refresh: ['expire-next', 'ttl'],
     missingScope: { call: { method: 'GET', path: '/users.list' }, withdraw: ['users:read'], requiredScope: 'users:read' },
     revocation: { method: 'POST', auth: 'bearer', fields: [] },
   },
@@ -232,7 +239,7 @@ describe('persona contracts: the real catalog entries through Warrant’s public
   after(() => rig?.cleanup());
 
   for (const c of contracts) {
-    const refreshName = typeof c.refresh === 'object' ? `no refresh (${c.refresh.none})` : 'refresh heals an expired token';
+    const refreshName = 'none' in Object(c.refresh) ? `no refresh (${(c.refresh as { none: string }).none})` : 'refresh heals an expired token';
     test(`${c.persona}: connect, proxied call, ${refreshName}, missing scope, upstream revocation → reauth_required, DELETE revokes`, async () => {
       const sandbox = rig.sandbox(c.persona);
       const persona = sandbox.persona!;
@@ -272,14 +279,15 @@ describe('persona contracts: the real catalog entries through Warrant’s public
       }
 
       // 3. Refresh: the token expires, the next call is healed (refresh, retry) and answers 2xx.
-      if (typeof c.refresh === 'string') {
+      for (const mode of 'none' in Object(c.refresh) ? [] : ([c.refresh].flat() as RefreshMode[])) {
         const refreshesBefore = persona.stats().tokenRequests.refresh_token ?? 0;
-        if (c.refresh === 'expire-next') persona.expireNextApiCalls(1);
+        const expiriesBefore = persona.stats().forcedExpiries;
+        if (mode === 'expire-next') persona.expireNextApiCalls(1);
         else await sandbox.invalidateAccessToken(await rig.exportToken(exporter, connection));
         const healed = await rig.proxy(key, connection, c.call.method, c.call.path, c.call);
-        assert.ok(healed.status >= 200 && healed.status < 300, `${healed.status} ${body(healed)}`);
-        assert.equal((persona.stats().tokenRequests.refresh_token ?? 0) - refreshesBefore, 1, 'one refresh');
-        if (c.refresh === 'expire-next') assert.equal(persona.stats().forcedExpiries, 1);
+        assert.ok(healed.status >= 200 && healed.status < 300, `${mode}: ${healed.status} ${body(healed)}`);
+        assert.equal((persona.stats().tokenRequests.refresh_token ?? 0) - refreshesBefore, 1, `${mode}: one refresh`);
+        if (mode === 'expire-next') assert.equal(persona.stats().forcedExpiries - expiriesBefore, 1);
         // In the provider's format (Atlassian: JSON body; a form one is refused) and with the newest
         // refresh token (rotation with a leeway: no reuse of a rotated-out one).
         assert.deepEqual(persona.stats().tokenErrors, {});

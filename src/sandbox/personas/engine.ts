@@ -103,6 +103,7 @@ export function createPersonaEngine(deps: EngineDeps) {
     revocation: persona.revocation && endpoint(persona.revocation.url),
     introspection: persona.introspection && endpoint(persona.introspection.url),
     tenants: persona.tenants && endpoint(persona.tenants.url),
+    discovery: persona.discovery && endpoint(`${persona.discovery.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`),
   };
   // An API base matches a path prefix ending at a segment boundary.
   const bases = persona.api.bases.map((b) => {
@@ -361,6 +362,21 @@ export function createPersonaEngine(deps: EngineDeps) {
   }
 
   /** Handles a request under `/{host}/…`; false when the persona serves no such host. */
+  function discoveryDocument(): Record<string, unknown> {
+    const d = persona.discovery!;
+    return {
+      issuer: url(d.issuer),
+      authorization_endpoint: url(persona.authorize.url),
+      token_endpoint: url(persona.token.url),
+      ...(persona.revocation ? { revocation_endpoint: url(persona.revocation.url) } : {}),
+      ...(persona.introspection ? { introspection_endpoint: url(persona.introspection.url) } : {}),
+      response_types_supported: ['code'],
+      grant_types_supported: ['authorization_code', 'refresh_token'],
+      code_challenge_methods_supported: d.codeChallengeMethods,
+      ...d.extra,
+    };
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse, pathname: string, query: URLSearchParams): Promise<boolean> {
     const slash = pathname.indexOf('/', 1);
     const host = (slash === -1 ? pathname.slice(1) : pathname.slice(1, slash)).toLowerCase();
@@ -380,6 +396,7 @@ export function createPersonaEngine(deps: EngineDeps) {
       if (revocationMatch && method === persona.revocation!.method) return await revoke(req, res, query, revocationMatch), true;
       if (ep.introspection && matches(ep.introspection, host, path) && method === 'POST') return await introspect(req, res), true;
       if (ep.tenants && matches(ep.tenants, host, path) && method === 'GET') return tenants(req, res), true;
+      if (ep.discovery && matches(ep.discovery, host, path) && method === 'GET') return sendJson(res, 200, discoveryDocument()), true;
       if (await api(req, res, host, path)) return true;
     } catch (err) {
       if (!(err instanceof BodyError)) throw err;

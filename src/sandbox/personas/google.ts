@@ -15,6 +15,7 @@ export const google: Persona = {
   hosts: ['accounts.google.com', 'oauth2.googleapis.com', 'gmail.googleapis.com', 'www.googleapis.com', 'sheets.googleapis.com', 'openidconnect.googleapis.com'],
   tenantKind: 'uuid',
   authorize: { url: 'https://accounts.google.com/o/oauth2/v2/auth', separator: ' ', iss: 'https://accounts.google.com' },
+  discovery: { issuer: 'https://accounts.google.com', codeChallengeMethods: ['plain', 'S256'] },
   token: {
     url: 'https://oauth2.googleapis.com/token',
     body: 'form',

@@ -17,6 +17,7 @@ export const salesforce: Persona = {
   hosts: ['login.salesforce.com', 'test.salesforce.com', instanceHost],
   tenantKind: 'uuid',
   authorize: { url: 'https://login.salesforce.com/services/oauth2/authorize', separator: ' ' },
+  discovery: { issuer: 'https://login.salesforce.com', codeChallengeMethods: ['S256'] },
   token: {
     url: 'https://login.salesforce.com/services/oauth2/token',
     body: 'form',

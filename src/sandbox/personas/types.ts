@@ -133,6 +133,11 @@ export interface Persona {
   /** RFC 7662-like introspection (`{active}`), where the provider has one. */
   introspection?: { url: string; body: 'form' | 'json'; auth: 'client' | 'basic' };
   /** Post-consent tenant discovery: GET with the access token. */
+  /**
+   * OpenID Connect discovery (`{issuer}/.well-known/openid-configuration`) as the provider publishes
+   * it, its endpoints this persona's own: what `warrant doctor` compares the catalog with.
+   */
+  discovery?: { issuer: string; codeChallengeMethods: readonly string[]; extra?: Record<string, unknown> };
   tenants?: { url: string; body(tenantId: string, scopes: string[], url: (real: string) => string): unknown };
   /** The tenant id's form. */
   tenantKind: 'uuid' | 'numeric';

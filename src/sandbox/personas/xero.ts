@@ -14,6 +14,7 @@ export const xero: Persona = {
   hosts: ['login.xero.com', 'identity.xero.com', 'api.xero.com'],
   tenantKind: 'uuid',
   authorize: { url: 'https://login.xero.com/identity/connect/authorize', separator: ' ' },
+  discovery: { issuer: 'https://identity.xero.com', codeChallengeMethods: ['S256'] },
   token: {
     url: 'https://identity.xero.com/connect/token',
     body: 'form',
