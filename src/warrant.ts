@@ -23,9 +23,11 @@ import { createAgentService, type AgentService } from './agents/index.ts';
 import { rawProxyRoute } from './http/routes/proxy.ts';
 import { agentTokenRoutes } from './http/routes/agent-tokens.ts';
 import { webhookRoutes } from './http/routes/webhooks.ts';
+import { authzRoutes, createAuthz, type Authz } from './authz/index.ts';
 import { createForwarder, createUpstreams, type Forwarder, type Upstreams } from './proxy/index.ts';
 import { createAuditQueue, type AuditQueue } from './events/index.ts';
 import { createLimits, type Limits } from './limits/index.ts';
+import { createWarrantMcp, type WarrantMcp } from './mcp/index.ts';
 import { createMemoryLocks, createPostgresLocks, createRedisLocks, withFallback, type Locks } from './locks/index.ts';
 import { createAuditLog, createEventBus, loadChainKey, type AuditLog, type ChainKey, type EventBus } from './events/index.ts';
 import { createWebhooks, type Webhooks, type WebhooksOptions } from './events/index.ts';
@@ -68,6 +70,10 @@ export interface Warrant {
   limits: Limits;
   /** Signed webhooks: subscriptions and the delivery worker (the audit log queues deliveries). */
   webhooks: Webhooks;
+  /** Warrant's own OAuth 2.1 authorization server (`/oauth2/…`); started by listen(). */
+  authz: Authz;
+  /** Warrant's own MCP server at /mcp/warrant. */
+  mcp: WarrantMcp;
   /**
    * Set by listen() on the first start without WARRANT_ADMIN_TOKEN, once the port is bound:
    * shown once, never stored in the clear.
@@ -216,6 +222,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
   });
   const reconnects = createReconnects({ store, flow: connect, catalog, audit, bus, clock, logger, timing });
   const agents = createAgentService({ store, audit, bus, clock, logger });
+  const authz = createAuthz({ store, agents, logger, now, publicUrl: config.publicUrl });
   const auditQueue = createAuditQueue({ audit, logger });
   const upstreams = createUpstreams();
   const forwarder = createForwarder({ store, catalog, tokens, upstreams, auditQueue, logger });
@@ -242,6 +249,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     allowedNetworks: config.webhookAllowedNetworks,
     ...(opts.webhooks || {}),
   });
+  const mcp = createWarrantMcp({ publicUrl: config.publicUrl, store, catalog, forwarder, connect, audit, auditQueue, bus, limits, logger, authenticateAgent: authenticate, chainKey: chain.key });
   const expiry = createExpiryNotices({ store, catalog, audit, bus, clock, logger });
   const scheduler = createScheduler({ store, tokens, clock, logger, intervalMs: config.schedulerIntervalMs, expiry });
   const app = await buildApp({
@@ -258,8 +266,11 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
       agentRoutes(agents),
       agentTokenRoutes({ tokens, auditQueue, authenticate, limits }),
       webhookRoutes(webhooks),
+      authzRoutes(authz.loginCodes),
+      mcp.routes,
     ],
     rawRoutes: [
+      (req, res) => authz.rawRoute(req, res),
       rawProxyRoute({
         forwarder,
         authenticate,
@@ -269,6 +280,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
         auditQueue,
         body: { limitBytes: config.proxyBodyLimitBytes, idleTimeoutMs: config.proxyIdleTimeoutMs },
       }),
+      mcp.rawRoute,
     ],
   });
   const inFlight = trackInFlight(app.server); // what close() reports when it must abandon requests
@@ -293,11 +305,14 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     auditQueue,
     limits,
     webhooks,
+    authz,
+    mcp,
     get generatedAdminToken() {
       return generatedAdminToken;
     },
     async listen() {
       const address = await app.listen({ host: config.host, port: config.port });
+      await authz.start(address);
       const admin = await adminTokens.ensure();
       if (admin.kind === 'generated') generatedAdminToken = admin.token;
       if (admin.kind === 'stored') notice(ADMIN_TOKEN_STORED_NOTICE);
@@ -309,6 +324,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
       const graceMs = closeOpts.graceMs ?? config.shutdownGraceSeconds * 1000;
       const shutdown = createShutdown(logger);
       const deadline = Date.now() + graceMs;
+      mcp.close(); // MCP sessions end first: their open streams would hold the drain
       // Stop accepting and drain: requests in flight (app.close waits for them), the scheduler's
       // tick, webhook attempts (aborted, retried on the next start) and agent bookkeeping.
       const [requestsDone] = await Promise.all([
@@ -316,6 +332,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
         shutdown.step('scheduler tick', () => scheduler.stop(), deadline),
         shutdown.step('webhook worker', () => webhooks.stop(), deadline),
         shutdown.step('agent bookkeeping', () => agents.settle(), deadline),
+        shutdown.step('authz sweep', () => authz.close(), deadline),
       ]);
       if (!requestsDone) app.server.closeAllConnections();
       // What the drained work produced is flushed within the grace, or a short tail past it.

@@ -34,17 +34,21 @@ function orphanConditions(eb: ExpressionBuilder<Database, 'agents'>, now: number
         .where('owners.status', '=', 'offboarded'),
     ),
     // No grant left that points at a connection which exists and is not revoked/reauth_required
-    // (revoking a connection deletes its grants, so "no grants left" counts too).
-    no_usable_connection: eb.not(
-      eb.exists(
-        eb
-          .selectFrom('grants')
-          .innerJoin('connections', 'connections.id', 'grants.connection_id')
-          .select(sql<number>`1`.as('one'))
-          .whereRef('grants.agent_id', '=', 'agents.id')
-          .where('connections.status', 'not in', [...UNUSABLE_CONNECTION_STATUSES]),
+    // (revoking a connection deletes its grants, so "no grants left" counts too). An OAuth client's
+    // agent exists for its registration, not for a connection.
+    no_usable_connection: eb.and([
+      eb('agents.oauth_client', 'is', null),
+      eb.not(
+        eb.exists(
+          eb
+            .selectFrom('grants')
+            .innerJoin('connections', 'connections.id', 'grants.connection_id')
+            .select(sql<number>`1`.as('one'))
+            .whereRef('grants.agent_id', '=', 'agents.id')
+            .where('connections.status', 'not in', [...UNUSABLE_CONNECTION_STATUSES]),
+        ),
       ),
-    ),
+    ]),
     expired: eb.and([eb('agents.expires_at', 'is not', null), eb('agents.expires_at', '<=', now)]),
   };
 }

@@ -72,8 +72,8 @@ export function createAgentService(deps: AgentServiceDeps) {
   }
 
   /** Checks each grant against its connection (inside the creating transaction) and normalizes it. */
-  async function checkGrants(grants: CreateAgentInput['grants'], owner: string, trx: Db) {
-    if (!grants.length) throw invalidRequest('grants', 'at least one grant is required');
+  async function checkGrants(grants: CreateAgentInput['grants'], owner: string, trx: Db, oauthClient?: string) {
+    if (!grants.length && oauthClient === undefined) throw invalidRequest('grants', 'at least one grant is required');
     if (grants.length > options.maxGrants) throw invalidRequest('grants', `at most ${options.maxGrants} grants`);
     const seen = new Set<string>();
     const out: { connection: string; scopes: string[]; token_export: boolean; shared?: true }[] = [];
@@ -116,8 +116,10 @@ export function createAgentService(deps: AgentServiceDeps) {
     /**
      * Creates an agent with its grants and an `agent.created` audit entry, in one transaction.
      * The returned `api_key` exists only here: the store keeps its hash.
+     * `oauthClient`: the agent is an OAuth client of Warrant's authorization server (src/authz),
+     * created on its owner's consent; it holds no connection grant yet, so none is required.
      */
-    async create(input: CreateAgentInput, actor = 'admin'): Promise<AgentView & { api_key: string }> {
+    async create(input: CreateAgentInput, actor = 'admin', opts: { oauthClient?: string } = {}): Promise<AgentView & { api_key: string }> {
       const name = input.name.trim();
       if (!name || name.length > options.maxNameLength) throw invalidRequest('name', `must be 1 to ${options.maxNameLength} characters`);
       if (!input.owner.trim()) throw invalidRequest('owner', 'is required');
@@ -128,7 +130,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       const { row, grantRows, entries } = await store.transaction(async (trx) => {
         const owner = await store.owners.get(input.owner, trx);
         if (owner?.status === 'offboarded') throw new WarrantError('conflict', `owner ${input.owner} is offboarded`, { owner: input.owner });
-        const grants = await checkGrants(input.grants, input.owner, trx);
+        const grants = await checkGrants(input.grants, input.owner, trx, opts.oauthClient);
         await store.owners.ensure(input.owner, now, trx);
         const row: AgentRow = {
           id,
@@ -141,6 +143,7 @@ export function createAgentService(deps: AgentServiceDeps) {
           last_used_at: null,
           created_at: now,
           revoked_at: null,
+          oauth_client: opts.oauthClient ?? null,
         };
         const grantRows: GrantRow[] = grants.map((g) => ({
           id: randomToken(12, 'gnt_'),
@@ -157,7 +160,7 @@ export function createAgentService(deps: AgentServiceDeps) {
             actor,
             subject: `agent:${id}`,
             // Never the key nor its hash: the key id is only the lookup half.
-            data: { name, owner: input.owner, key_id: key.keyId, expires_at: expiresAt === null ? null : new Date(expiresAt).toISOString(), grants },
+            data: { name, owner: input.owner, key_id: key.keyId, expires_at: expiresAt === null ? null : new Date(expiresAt).toISOString(), grants, ...(opts.oauthClient ? { oauth_client: opts.oauthClient } : {}) },
           },
           trx,
         );

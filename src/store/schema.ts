@@ -106,6 +106,8 @@ export interface AgentsTable {
   last_used_at: Millis | null;
   created_at: Millis;
   revoked_at: Millis | null;
+  /** Set when the agent is an OAuth client of Warrant's authorization server (src/authz). */
+  oauth_client: string | null;
 }
 
 export interface GrantsTable {

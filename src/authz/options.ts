@@ -1,0 +1,47 @@
+// Every setting of Warrant's authorization server and its default, in one place.
+
+export const authzDefaults = {
+  /** Scopes the server knows besides openid/offline_access (resources.ts says which resource takes which). */
+  scopes: ['warrant:api', 'mcp'],
+  ttlSeconds: {
+    /** RFC 9068 JWT access tokens: also the longest a revoked agent's token still verifies offline. */
+    accessToken: 600,
+    authorizationCode: 60,
+    /** Idle lifetime of a refresh token; each rotation starts a new one. */
+    refreshToken: 30 * 86_400,
+    /** Absolute lifetime of a grant (the refresh token family). */
+    grant: 90 * 86_400,
+    session: 86_400,
+    interaction: 600,
+  },
+  /** Owner login codes (login-codes.ts). */
+  loginCodeTtlSeconds: 600,
+  /** Expired rows are kept this long (so "expired" differs from "unknown"), then swept. */
+  sweepRetentionMs: 10 * 60_000,
+  sweepIntervalMs: 5 * 60_000,
+  sweepBatch: 500,
+};
+
+/** Paths of the authorization server; `/oauth/…` is the upstream connect callback, not this. */
+export const authzPaths = {
+  routes: {
+    authorization: '/oauth2/authorize',
+    token: '/oauth2/token',
+    registration: '/oauth2/register',
+    revocation: '/oauth2/revoke',
+    introspection: '/oauth2/introspect',
+    jwks: '/oauth2/jwks',
+    userinfo: '/oauth2/userinfo',
+    code_verification: '/oauth2/device',
+    device_authorization: '/oauth2/device/auth',
+    end_session: '/oauth2/session/end',
+    pushed_authorization_request: '/oauth2/par',
+    backchannel_authentication: '/oauth2/backchannel',
+    challenge: '/oauth2/challenge',
+    credential: '/oauth2/credential',
+  },
+  prefix: '/oauth2/',
+  interaction: '/oauth2/interaction',
+  /** RFC 8414 §3 and OpenID Connect Discovery 1.0 §4: the same document at both. */
+  metadata: ['/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'],
+};

@@ -1,0 +1,46 @@
+import { randomBytes } from 'node:crypto';
+import { errors, type KoaContextWithOIDC } from 'oidc-provider';
+
+// RFC 7591 dynamic registration: what Warrant refuses beyond oidc-provider's own checks (which
+// already refuse fragments in redirect URIs, http on a native client's non-loopback host, response
+// types other than `code`). Called as the registration's idFactory, on the parsed body; answers
+// the new client_id or throws `invalid_client_metadata` / `invalid_redirect_uri` (RFC 7591 §3.2.2).
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+const allowedGrants = new Set(['authorization_code', 'refresh_token']);
+const allowedAuth = new Set(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt']);
+
+export function checkRegistration(ctx: KoaContextWithOIDC): string {
+  const body = (ctx.oidc.body ?? {}) as Record<string, unknown>;
+  // Warrant's rule, not the RFC's default: a client says whether it is a web or a native app, so
+  // its redirect URIs are checked for what it is (RFC 8252 §7 for native apps).
+  if (body.application_type !== 'web' && body.application_type !== 'native') {
+    throw new errors.InvalidClientMetadata('application_type is required: "web" or "native"');
+  }
+  const grants = body.grant_types === undefined ? ['authorization_code'] : body.grant_types;
+  if (!Array.isArray(grants) || grants.some((g) => typeof g !== 'string' || !allowedGrants.has(g))) {
+    throw new errors.InvalidClientMetadata('grant_types may hold only authorization_code and refresh_token');
+  }
+  const auth = body.token_endpoint_auth_method;
+  if (auth !== undefined && (typeof auth !== 'string' || !allowedAuth.has(auth))) {
+    throw new errors.InvalidClientMetadata('token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt');
+  }
+  const uris = body.redirect_uris;
+  if (!Array.isArray(uris) || uris.length === 0 || uris.some((u) => typeof u !== 'string')) {
+    throw new errors.InvalidRedirectUri('redirect_uris is required: the exact URIs the client receives codes at');
+  }
+  for (const u of uris as string[]) {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw new errors.InvalidRedirectUri('redirect_uris must hold absolute URIs');
+    }
+    // RFC 9700 §4.1.1: a code sent over plain HTTP to another machine can be read on the way.
+    if (body.application_type === 'web' && url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
+      throw new errors.InvalidRedirectUri('a web client\'s redirect_uris must use https (http only on a loopback host)');
+    }
+    if (url.username || url.password) throw new errors.InvalidRedirectUri('redirect_uris must not carry credentials');
+  }
+  return `wcl_${randomBytes(16).toString('base64url')}`;
+}
