@@ -2,7 +2,7 @@
 
 export const authzDefaults = {
   /** Scopes the server knows besides openid/offline_access (resources.ts says which resource takes which). */
-  scopes: ['warrant:api', 'mcp'],
+  scopes: ['warrant:api', 'mcp', 'warrant:read', 'warrant:call', 'warrant:request'],
   ttlSeconds: {
     /** RFC 9068 JWT access tokens: also the longest a revoked agent's token still verifies offline. */
     accessToken: 600,

@@ -14,7 +14,12 @@ export type ResourceMatcher = (url: URL, publicUrl: string) => ResourceInfo | un
 const MCP_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** Scopes of the built-in resources. */
-export const builtInScopes = { api: ['warrant:api'], mcp: ['mcp'] } as const;
+export const builtInScopes = {
+  api: ['warrant:api'],
+  mcp: ['mcp'],
+  /** Warrant's own MCP server (`{public}/mcp/warrant`): one scope per kind of tool (src/mcp/caller.ts). */
+  warrantMcp: ['warrant:read', 'warrant:call', 'warrant:request'],
+} as const;
 
 /** `{public}/v1` and `{public}/mcp/{name}`. */
 export const warrantResources: ResourceMatcher = (url, publicUrl) => {
@@ -25,6 +30,7 @@ export const warrantResources: ResourceMatcher = (url, publicUrl) => {
   const path = url.pathname.slice(prefix.length).replace(/\/+$/, '');
   if (path === '/v1') return { resource: `${base.origin}${prefix}/v1`, scopes: [...builtInScopes.api] };
   const mcp = /^\/mcp\/([^/]+)$/.exec(path);
+  if (mcp?.[1] === 'warrant') return { resource: `${base.origin}${prefix}/mcp/warrant`, scopes: [...builtInScopes.warrantMcp] };
   if (mcp && MCP_NAME.test(mcp[1]!)) return { resource: `${base.origin}${prefix}/mcp/${mcp[1]}`, scopes: [...builtInScopes.mcp] };
   return undefined;
 };

@@ -11,6 +11,8 @@ import { createLoginCodes } from './login-codes.ts';
 import { authzDefaults, authzPaths } from './options.ts';
 import { createAuthzProvider } from './provider.ts';
 import { createResources } from './resources.ts';
+import { createAccessTokenVerifier } from './verify.ts';
+import type { AuthzKeys } from './keys.ts';
 
 export interface AuthzDeps {
   store: Store;
@@ -46,6 +48,8 @@ export function createAuthz(deps: AuthzDeps) {
   let callback: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   let interactions: ReturnType<typeof createInteractions> | undefined;
   let sweepTimer: NodeJS.Timeout | undefined;
+  let keys: AuthzKeys | undefined;
+  const verifyAccessToken = createAccessTokenVerifier({ store, now, issuer: () => (provider ? issuer : undefined), signingKeys: () => keys?.jwks.keys });
 
   const ours = (path: string) => path.startsWith(authzPaths.prefix) || authzPaths.metadata.includes(path);
 
@@ -63,6 +67,13 @@ export function createAuthz(deps: AuthzDeps) {
     clientAgents,
     /** RFC 8707: is this a resource Warrant issues tokens for? (extend with `resources.add`) */
     isKnownResource: (url: string) => resources.isKnownResource(url),
+    /**
+     * Verifies one of Warrant's access tokens for `resource` (its `aud`): `{agentId, owner, scopes,
+     * clientId}`, or `agent_unauthenticated` (401 `invalid_token`). For every resource server in Warrant.
+     */
+    verifyAccessToken,
+    /** `{issuer}{path}`: the canonical indicator of one of Warrant's own resources (`/mcp/warrant`). */
+    resourceUrl: (path: string) => `${issuer}${path}`,
     get issuer() {
       return issuer;
     },
@@ -74,9 +85,10 @@ export function createAuthz(deps: AuthzDeps) {
     async start(boundAddress?: string): Promise<void> {
       if (provider) return;
       issuer = issuerFor(deps.publicUrl, boundAddress);
-      const keys = await loadOrCreateKeys(store.vault);
-      const p = createAuthzProvider({ issuer, store, keys, resources, clientAgents, logger, now, ttl: deps.ttl });
-      interactions = createInteractions({ provider: p, loginCodes, clientAgents, owners: store.owners, csrfKey: keys.cookieKeys[0]!, logger });
+      const loaded = await loadOrCreateKeys(store.vault);
+      const p = createAuthzProvider({ issuer, store, keys: loaded, resources, clientAgents, logger, now, ttl: deps.ttl });
+      interactions = createInteractions({ provider: p, loginCodes, clientAgents, owners: store.owners, csrfKey: loaded.cookieKeys[0]!, logger });
+      keys = loaded;
       callback = p.callback() as (req: IncomingMessage, res: ServerResponse) => void;
       provider = p;
       sweepTimer = setInterval(() => {

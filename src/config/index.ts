@@ -54,6 +54,7 @@ const variables = {
   WARRANT_PROXY_BODY_LIMIT_BYTES: positiveInt,
   WARRANT_PROXY_IDLE_TIMEOUT_MS: positiveInt,
   WARRANT_WEBHOOK_ALLOWED_NETWORKS: networkList,
+  WARRANT_MCP_ALLOWED_NETWORKS: networkList,
   WARRANT_METRICS_TOKEN: z.string().min(16, { message: 'must be at least 16 characters' }),
   WARRANT_ALLOW_INSECURE_HTTP: z.enum(['0', '1', 'true', 'false'], { message: 'must be 1 or 0' }),
   WARRANT_REDIRECT_PER_PROVIDER: z.enum(['0', '1', 'true', 'false']),
@@ -107,6 +108,8 @@ export interface Config {
   proxyIdleTimeoutMs: number;
   /** Networks webhooks may reach although they are not public; empty: only public addresses. */
   webhookAllowedNetworks: readonly string[];
+  /** Networks the MCP gateway may reach (remote servers, their metadata) although they are not public; empty: only public addresses. */
+  mcpAllowedNetworks: readonly string[];
   /** Each provider's IdP returns to `/oauth/callback/{provider}` rather than the shared `/oauth/callback`. */
   redirectPerProvider: boolean;
   /** `embedded` = SQLite in the data dir; `postgres` = DATABASE_URL. */
@@ -169,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     proxyBodyLimitBytes: parsed.WARRANT_PROXY_BODY_LIMIT_BYTES ?? defaults.proxyBodyLimitBytes,
     proxyIdleTimeoutMs: parsed.WARRANT_PROXY_IDLE_TIMEOUT_MS ?? defaults.proxyIdleTimeoutMs,
     webhookAllowedNetworks: parsed.WARRANT_WEBHOOK_ALLOWED_NETWORKS ?? defaults.webhookAllowedNetworks,
+    mcpAllowedNetworks: parsed.WARRANT_MCP_ALLOWED_NETWORKS ?? [],
     storeKind: parsed.DATABASE_URL ? 'postgres' : 'embedded',
     metricsToken: parsed.WARRANT_METRICS_TOKEN,
     allowInsecureHttp: parsed.WARRANT_ALLOW_INSECURE_HTTP === '1' || parsed.WARRANT_ALLOW_INSECURE_HTTP === 'true',

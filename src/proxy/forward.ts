@@ -8,7 +8,7 @@ import type { ConnectionRow, Store } from '../store/index.ts';
 import type { AuditQueue } from '../events/audit-queue.ts';
 import { fillTemplate, type TokenService } from '../tokens/index.ts';
 import { API_HOST_HEADER, createApiBases, routeCall, type ApiBases } from './hosts.ts';
-import { apiHeadersOrProblem } from './api-headers.ts';
+import { apiHeadersOrProblem } from '../tokens/index.ts';
 import { rewriteLocation } from './location.ts';
 import { findGrantedScope } from './policy.ts';
 import { classifyUpstream, needsBody } from './detect.ts';

@@ -21,7 +21,6 @@ export {
   type UpstreamAnswer,
   type UpstreamClass,
 } from './detect.ts';
-export { apiHeaderValues } from './api-headers.ts';
 export { API_HOST_HEADER, chooseApiHost, createApiBases, routeCall, type ApiBases, type ApiHosts, type Route } from './hosts.ts';
 export { createForwarder, defaultProxySettings, type Forwarder, type ProxyAgent, type ProxyRequest, type ProxyResponse, type ProxySettings } from './forward.ts';
 export { createUpstreams, type Upstreams } from './upstream.ts';

@@ -112,8 +112,9 @@ export async function createIdp(deps: IdpDeps): Promise<Idp> {
         defaultResource: async () => undefined,
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, indicator) => {
-          if (!sameResource(indicator, apiBaseUrl)) throw new errors.InvalidTarget();
-          return { scope: apiScopeList, audience: apiBaseUrl, accessTokenFormat: 'opaque', accessTokenTTL: lifetimes.accessTokenTtl };
+          const audience = [apiBaseUrl, ...options.resources].find((r) => sameResource(indicator, r));
+          if (!audience) throw new errors.InvalidTarget();
+          return { scope: apiScopeList, audience, accessTokenFormat: 'opaque', accessTokenTTL: lifetimes.accessTokenTtl };
         },
       },
     },

@@ -47,6 +47,8 @@ export interface SandboxOptions {
   logger?: (line: string) => void;
   /** Seconds added to the time in every answer's `Date` header (a skewed IdP clock, for `warrant doctor`). Default 0. */
   clockSkewSeconds?: number;
+  /** More RFC 8707 resource indicators the IdP issues (opaque) tokens for, besides the API (a test's own resource server). Default none. */
+  resources?: string[];
 }
 
 export const sandboxDefaults = Object.freeze({
@@ -85,6 +87,7 @@ export interface ResolvedOptions {
   /** Clients registered without redirect_uris: any loopback redirect URI is theirs. */
   loopbackRedirectClients: Set<string>;
   clockSkewSeconds: number;
+  resources: string[];
   log: (line: string) => void;
 }
 
@@ -113,6 +116,7 @@ const optionsSchema = z.object({
     .array(z.object({ client_id: z.string().min(1), publicKeyPem: z.string().min(1), scope: z.string().optional() }))
     .optional(),
   clockSkewSeconds: z.number().int().optional(),
+  resources: z.array(z.url()).optional(),
 });
 
 /** Placeholder registered for loopback-redirect clients; oidc-provider wants at least one URI. */
@@ -148,6 +152,7 @@ export function resolveOptions(opts: SandboxOptions = {}): ResolvedOptions {
     serviceAccounts: o.serviceAccounts ?? [],
     loopbackRedirectClients,
     clockSkewSeconds: o.clockSkewSeconds ?? 0,
+    resources: o.resources ?? [],
     log: (line) => logger?.(`sandbox: ${line}`),
   };
 }

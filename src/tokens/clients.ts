@@ -1,6 +1,7 @@
 import { createOAuthClient, type OAuthClient } from '../oauth/index.ts';
 import { PlaceholderError, endpointKeys, fillEndpoint, placeholderNames, resolveSecretRef, valueProblem, type Provider, type ProviderEnvironment } from '../providers/index.ts';
 import { WarrantError, invalidRequest } from '../errors/index.ts';
+import { apiHeadersOrProblem } from './api-headers.ts';
 
 /**
  * Fills `{name}` placeholders of an endpoint URL from a connection's params, each checked against
@@ -57,14 +58,10 @@ function withClientId(template: string, clientId: string | undefined): string | 
   return authority + template.slice(authority.length).replaceAll('{client_id}', encodeURIComponent(clientId));
 }
 
-/** The definition's `api_headers` with `{param}`s filled from the connection; a header whose param the connection lacks is left out. */
-export function apiHeadersFor(provider: Pick<Provider, 'api_headers'>, params: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, template] of Object.entries(provider.api_headers ?? {})) {
-    if (placeholderNames(template).some((n) => params[n] === undefined)) continue;
-    out[name] = template.replace(/\{([a-z][a-z0-9_]*)\}/g, (_, n: string) => params[n]!);
-  }
-  return out;
+/** The definition's `api_headers` filled from the connection, for a call outside the proxy (a revocation check): none when one cannot be filled. */
+export function apiHeadersFor(provider: Pick<Provider, 'id' | 'api_headers' | 'connection_params'>, params: Record<string, string>): Record<string, string> {
+  const headers = apiHeadersOrProblem(provider, params);
+  return headers instanceof WarrantError ? {} : headers;
 }
 
 export function endpointsFor(provider: Provider, environment: string, params: Record<string, string>, clientId?: string): ProviderEnvironment {

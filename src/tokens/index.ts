@@ -8,3 +8,4 @@ export { createReconnects, RECONNECT_LINK_TTL_SECONDS, type Reconnects, type Rec
 export { cookieName, setCookieHeader, type BrowserCookie } from './browser.ts';
 export { apiHeadersFor, checkParams, clientCredentialsFor, createClientResolver, endpointsFor, fillTemplate, type ClientResolver } from './clients.ts';
 export { skewMs, isFresh, refreshDueAt, backoffMs, type TimingSettings } from './timing.ts';
+export { apiHeaderValues, apiHeadersOrProblem } from './api-headers.ts';

@@ -1,7 +1,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { providerSchema } from '../../src/providers/index.ts';
-import { apiHeaderValues } from '../../src/proxy/index.ts';
+import { apiHeaderValues } from '../../src/tokens/index.ts';
 import { isWarrantError } from '../../src/errors/index.ts';
 import { startLocalApi, startWithProviders, type LocalApi, type ProvidersInstance } from './local-api.ts';
 
