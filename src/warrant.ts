@@ -23,11 +23,13 @@ import { createAgentService, type AgentService } from './agents/index.ts';
 import { rawProxyRoute } from './http/routes/proxy.ts';
 import { agentTokenRoutes } from './http/routes/agent-tokens.ts';
 import { webhookRoutes } from './http/routes/webhooks.ts';
-import { authzRoutes, createAuthz, type Authz } from './authz/index.ts';
+import { authzRoutes, createAuthz, mcpServerResources, type Authz } from './authz/index.ts';
 import { createForwarder, createUpstreams, type Forwarder, type Upstreams } from './proxy/index.ts';
 import { createAuditQueue, type AuditQueue } from './events/index.ts';
 import { createLimits, type Limits } from './limits/index.ts';
-import { createWarrantMcp, type WarrantMcp } from './mcp/index.ts';
+import { createWarrantMcp, WARRANT_MCP_PATH, type WarrantMcp } from './mcp/index.ts';
+import { createGateway, type Gateway } from './mcp/gateway/index.ts';
+import { mcpServerRoutes } from './http/routes/mcp-servers.ts';
 import { createMemoryLocks, createPostgresLocks, createRedisLocks, withFallback, type Locks } from './locks/index.ts';
 import { createAuditLog, createEventBus, loadChainKey, type AuditLog, type ChainKey, type EventBus } from './events/index.ts';
 import { createWebhooks, type Webhooks, type WebhooksOptions } from './events/index.ts';
@@ -74,6 +76,8 @@ export interface Warrant {
   authz: Authz;
   /** Warrant's own MCP server at /mcp/warrant. */
   mcp: WarrantMcp;
+  /** The MCP gateway: /mcp/{server} in front of registered remote MCP servers. */
+  gateway: Gateway;
   /**
    * Set by listen() on the first start without WARRANT_ADMIN_TOKEN, once the port is bound:
    * shown once, never stored in the clear.
@@ -249,7 +253,15 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     allowedNetworks: config.webhookAllowedNetworks,
     ...(opts.webhooks || {}),
   });
-  const mcp = createWarrantMcp({ publicUrl: config.publicUrl, store, catalog, forwarder, connect, audit, auditQueue, bus, limits, logger, authenticateAgent: authenticate, chainKey: chain.key });
+  const mcp = createWarrantMcp({ publicUrl: config.publicUrl, store, catalog, forwarder, connect, audit, auditQueue, bus, limits, logger, authenticateAgent: authenticate, chainKey: chain.key, verifyAccessToken: authz.verifyAccessToken, accessTokenResource: () => authz.resourceUrl(WARRANT_MCP_PATH) });
+  const gateway = createGateway({
+    publicUrl: config.publicUrl, issuer: () => authz.issuer, store, catalog, tokens, audit, auditQueue, bus, logger, now,
+    verifyAccessToken: authz.verifyAccessToken, reconnectLink: async (id) => (await reconnects.link(id)).url, chainKey: chain.key,
+    allowedNetworks: config.mcpAllowedNetworks, allowInsecureHttp: config.allowInsecureHttp, redirectPerProvider: config.redirectPerProvider, timeoutMs: config.idpTimeoutMs,
+  });
+  await gateway.load();
+  // Tokens for /mcp/{name} only where a server is registered under that name.
+  authz.resources.add(mcpServerResources((name) => gateway.servers.has(name)));
   const expiry = createExpiryNotices({ store, catalog, audit, bus, clock, logger });
   const scheduler = createScheduler({ store, tokens, clock, logger, intervalMs: config.schedulerIntervalMs, expiry });
   const app = await buildApp({
@@ -266,8 +278,10 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
       agentRoutes(agents),
       agentTokenRoutes({ tokens, auditQueue, authenticate, limits }),
       webhookRoutes(webhooks),
-      authzRoutes(authz.loginCodes),
+      authzRoutes(authz.loginCodes, authz.headless),
       mcp.routes,
+      gateway.routes,
+      mcpServerRoutes(gateway, agents),
     ],
     rawRoutes: [
       (req, res) => authz.rawRoute(req, res),
@@ -281,6 +295,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
         body: { limitBytes: config.proxyBodyLimitBytes, idleTimeoutMs: config.proxyIdleTimeoutMs },
       }),
       mcp.rawRoute,
+      gateway.rawRoute,
     ],
   });
   const inFlight = trackInFlight(app.server); // what close() reports when it must abandon requests
@@ -307,6 +322,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     webhooks,
     authz,
     mcp,
+    gateway,
     get generatedAdminToken() {
       return generatedAdminToken;
     },
@@ -325,6 +341,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
       const shutdown = createShutdown(logger);
       const deadline = Date.now() + graceMs;
       mcp.close(); // MCP sessions end first: their open streams would hold the drain
+      await gateway.close().catch(() => undefined);
       // Stop accepting and drain: requests in flight (app.close waits for them), the scheduler's
       // tick, webhook attempts (aborted, retried on the next start) and agent bookkeeping.
       const [requestsDone] = await Promise.all([

@@ -21,7 +21,15 @@ const refOf = (kind: string, key: string) => `${kind}:${key}`;
 export interface AuthzAdapterDeps {
   store: Pick<Store, 'db' | 'vault' | 'transaction'>;
   now: () => number;
+  /**
+   * A dynamically registered client unused this long (ms) expires: its row's `expires_at` is its
+   * last use plus this, pushed forward on use (`touchClient`) and swept like any expired row.
+   */
+  clientUnusedMs?: number;
 }
+
+/** Clients that never expire for lack of use: those an admin registered (headless.ts). */
+const expiresUnused = (payload: AdapterPayload) => typeof (payload as Record<string, unknown>).warrant_owner !== 'string';
 
 export function createStoreAdapter(deps: AuthzAdapterDeps): AdapterConstructor {
   const { store, now } = deps;
@@ -30,6 +38,8 @@ export function createStoreAdapter(deps: AuthzAdapterDeps): AdapterConstructor {
   async function read(kind: string, where: (q: ReturnType<typeof select>) => ReturnType<typeof select>): Promise<AdapterPayload | undefined> {
     const row = await where(select(kind)).executeTakeFirst();
     if (!row) return undefined;
+    // A client unused past its expiry is gone at once, not only when the sweep deletes it.
+    if (kind === 'Client' && row.expires_at !== null && Number(row.expires_at) <= now()) return undefined;
     // Expired rows are oidc-provider's to judge (it checks `exp`); the sweep drops them later.
     const sealed = await store.vault.get({ scope: SCOPE, ref: refOf(kind, row.key), field: 'payload' });
     if (sealed === undefined) return undefined;
@@ -41,7 +51,7 @@ export function createStoreAdapter(deps: AuthzAdapterDeps): AdapterConstructor {
   }
 
   function select(kind: string) {
-    return db.selectFrom('authz_models').select(['key', 'grant_id', 'generation', 'consumed_at']).where('kind', '=', kind);
+    return db.selectFrom('authz_models').select(['key', 'grant_id', 'generation', 'consumed_at', 'expires_at']).where('kind', '=', kind);
   }
 
   /**
@@ -87,7 +97,12 @@ export function createStoreAdapter(deps: AuthzAdapterDeps): AdapterConstructor {
         grant_id: payload.grantId ?? null,
         uid: payload.uid ?? null,
         user_code: payload.userCode ? hashSecret(`UserCode:${payload.userCode}`) : null,
-        expires_at: typeof expiresIn === 'number' ? at + expiresIn * 1000 : null,
+        expires_at:
+          typeof expiresIn === 'number'
+            ? at + expiresIn * 1000
+            : kind === 'Client' && deps.clientUnusedMs && expiresUnused(payload)
+              ? at + deps.clientUnusedMs
+              : null,
         generation: kind === 'RefreshToken' ? (typeof payload.rotations === 'number' ? payload.rotations : 0) : null,
       };
       await store.transaction(async (trx) => {
@@ -131,6 +146,22 @@ export function createStoreAdapter(deps: AuthzAdapterDeps): AdapterConstructor {
       await removeWhere(this.kind, 'grant_id', grantId);
     }
   };
+}
+
+/**
+ * Records that a dynamically registered client was used (a token issued to it): its expiry moves
+ * to `now + unusedMs`. Written at most once a day per client (a conditional update), so a busy
+ * client costs no write per token.
+ */
+export async function touchClient(store: Pick<Store, 'db'>, clientId: string, now: number, unusedMs: number): Promise<void> {
+  await authzTables(store.db)
+    .updateTable('authz_models')
+    .set({ expires_at: now + unusedMs })
+    .where('kind', '=', 'Client')
+    .where('key', '=', clientId)
+    .where('expires_at', 'is not', null)
+    .where('expires_at', '<', now + unusedMs - 86_400_000)
+    .execute();
 }
 
 /**

@@ -98,7 +98,8 @@ export function createInteractions(deps: InteractionDeps) {
       clientId: String(params.client_id),
       clientName: client?.clientName,
       clientUri: client?.clientUri,
-      redirectUri: String(params.redirect_uri),
+      // The device flow (RFC 8628) sends nothing back: the device polls for its tokens.
+      redirectUri: typeof params.redirect_uri === 'string' ? params.redirect_uri : 'nowhere: the device that showed you the code polls for its tokens',
       scopes: typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : [],
       resources: asList(params.resource),
     });

@@ -13,7 +13,13 @@ export const authzDefaults = {
     grant: 90 * 86_400,
     session: 86_400,
     interaction: 600,
+    /** RFC 8628 device code (and its user code): how long the owner has to approve. */
+    deviceCode: 600,
   },
+  /** A dynamically registered client with no token issued for this long (ms) expires and is swept. */
+  clientUnusedMs: 90 * 86_400_000,
+  /** RFC 8628 §3.2 `interval`: seconds between a device's polls; faster gets `slow_down`. */
+  devicePollIntervalSeconds: 5,
   /** Owner login codes (login-codes.ts). */
   loginCodeTtlSeconds: 600,
   /** Expired rows are kept this long (so "expired" differs from "unknown"), then swept. */

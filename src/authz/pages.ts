@@ -106,3 +106,42 @@ export function consentPage(v: ConsentView): string {
     `<form method="post" action="${escapeHtml(v.deny)}">${hidden}<button type="submit">Deny</button></form>`
   );
 }
+
+/** RFC 8628 §3.3: where the owner types the user code the device shows. `form` is oidc-provider's (its own CSRF field inside). */
+export function deviceInputSource(ctx: KoaContextWithOIDC, form: string, _out: unknown, err?: { name?: string; userCode?: string }): void {
+  for (const [k, v] of Object.entries(pageHeaders)) ctx.set(k, v);
+  ctx.type = 'html';
+  const msg = err
+    ? err.userCode || err.name === 'NoCodeError'
+      ? '<p class="err">That code is not valid (wrong, used or expired). Check the device and try again.</p>'
+      : '<p class="err">The request could not be processed. Start again from the device.</p>'
+    : '';
+  ctx.body = page(
+    'Connect a device',
+    '<h1>Connect a device</h1><p>Enter the code the device or command line shows. You will then sign in as a Warrant owner and see what it asks for.</p>' +
+      msg +
+      form +
+      '<button type="submit" form="op.deviceInputForm">Continue</button>',
+  );
+}
+
+/** The step before login: the code, and who asks, so the owner checks it is the device they hold. */
+export function deviceConfirmSource(ctx: KoaContextWithOIDC, form: string, client: { clientName?: string; clientId: string }, _info: unknown, userCode: string): void {
+  for (const [k, v] of Object.entries(pageHeaders)) ctx.set(k, v);
+  ctx.type = 'html';
+  ctx.body = page(
+    'Confirm the device',
+    `<h1>Confirm the device</h1><p><b>${escapeHtml(client.clientName ?? client.clientId)}</b> (client id <code>${escapeHtml(client.clientId)}</code>) asks to act for a Warrant owner.</p>` +
+      `<p>The device must show <code>${escapeHtml(userCode)}</code>. If it does not, or you did not start this, close this page.</p>` +
+      form +
+      '<button type="submit" form="op.deviceConfirmForm" autofocus>Continue</button>' +
+      '<button type="submit" form="op.deviceConfirmForm" name="abort" value="yes">Abort</button>',
+  );
+}
+
+export function deviceSuccessSource(ctx: KoaContextWithOIDC): void {
+  for (const [k, v] of Object.entries(pageHeaders)) ctx.set(k, v);
+  ctx.type = 'html';
+  const name = ctx.oidc.client?.clientName ?? ctx.oidc.client?.clientId ?? 'the device';
+  ctx.body = page('Device connected', `<h1>Done</h1><p>${escapeHtml(name)} is allowed. You can close this page; the device goes on by itself.</p>`);
+}

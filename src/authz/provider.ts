@@ -1,11 +1,13 @@
 import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { Store } from '../store/index.ts';
-import { createStoreAdapter } from './adapter.ts';
+import { createStoreAdapter, touchClient } from './adapter.ts';
 import type { ClientAgents } from './agents.ts';
 import type { AuthzKeys } from './keys.ts';
 import { authzDefaults, authzPaths } from './options.ts';
-import { renderErrorPage } from './pages.ts';
+import { deviceConfirmSource, deviceInputSource, deviceSuccessSource, renderErrorPage } from './pages.ts';
+import { devicePolling } from './device.ts';
+import { OWNER_METADATA } from './headless.ts';
 import type { Resources } from './resources.ts';
 import { checkRegistration } from './registration.ts';
 
@@ -22,6 +24,12 @@ export interface AuthzProviderDeps {
   now: () => number;
   ttl?: Partial<typeof authzDefaults.ttlSeconds>;
 }
+
+/** The owner an admin bound a headless client to, if it is one. */
+export const ownerOf = (client: unknown): string | undefined => {
+  const v = (client as Record<string, unknown> | undefined)?.[OWNER_METADATA];
+  return typeof v === 'string' ? v : undefined;
+};
 
 export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
   const { resources, clientAgents, store } = deps;
@@ -40,7 +48,7 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
   );
 
   const configuration: Configuration = {
-    adapter: createStoreAdapter({ store, now: deps.now }),
+    adapter: createStoreAdapter({ store, now: deps.now, clientUnusedMs: authzDefaults.clientUnusedMs }),
     jwks: deps.keys.jwks as Configuration['jwks'],
     cookies: { keys: deps.keys.cookieKeys },
     routes: authzPaths.routes,
@@ -64,10 +72,23 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
       Session: ttl.session,
       Interaction: ttl.interaction,
       IdToken: ttl.accessToken,
+      DeviceCode: ttl.deviceCode,
+      ClientCredentials: ttl.accessToken,
     },
     features: {
       devInteractions: { enabled: false },
       rpInitiatedLogout: { enabled: false },
+      // Headless agents (SEP-1046): private_key_jwt clients registered by an admin (headless.ts).
+      clientCredentials: { enabled: true },
+      // RFC 8628: agents on machines with no browser; the owner approves on any browser (device.ts).
+      deviceFlow: {
+        enabled: true,
+        charset: 'base-20',
+        mask: '****-****',
+        userCodeInputSource: async (ctx, form, out, err) => deviceInputSource(ctx, form, out, err as never),
+        userCodeConfirmSource: async (ctx, form, client, info, code) => deviceConfirmSource(ctx, form, client, info, code),
+        successSource: async (ctx) => deviceSuccessSource(ctx),
+      },
       registration: {
         enabled: true,
         // RFC 7591 §3.2.2 refusals beyond oidc-provider's own (registration.ts); runs on the parsed body.
@@ -94,7 +115,7 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
         defaultResource: async (ctx, _client, oneOf) => {
           if (oneOf?.length === 1) return oneOf[0]!;
           if (oneOf && oneOf.length > 1) return oneOf;
-          if (ctx.oidc.route === 'authorization' || ctx.oidc.route === 'pushed_authorization_request') {
+          if (ctx.oidc.route === 'authorization' || ctx.oidc.route === 'pushed_authorization_request' || ctx.oidc.route === 'device_authorization') {
             throw new errors.InvalidTarget('a resource indicator (RFC 8707) is required');
           }
           return undefined as unknown as string;
@@ -108,8 +129,22 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
         },
       },
     },
-    extraTokenClaims: async (_ctx, token) => {
-      const t = token as { accountId?: string; clientId?: string };
+    // The owner of a headless client, set by the admin API only: a client cannot name its own owner.
+    extraClientMetadata: {
+      properties: [OWNER_METADATA],
+      validator: (ctx, key, value) => {
+        if (key === OWNER_METADATA && value !== undefined && (ctx as KoaContextWithOIDC | undefined)?.oidc?.route === 'registration') {
+          throw new errors.InvalidClientMetadata(`${OWNER_METADATA} is set by Warrant's admin API, not by registration`);
+        }
+      },
+    },
+    extraTokenClaims: async (ctx, token) => {
+      const t = token as { accountId?: string; clientId?: string; kind?: string };
+      if (!t.accountId && t.clientId && t.kind === 'ClientCredentials') {
+        const owner = ownerOf(ctx.oidc.client);
+        const agent = owner ? await clientAgents.activeAgentOf(t.clientId, owner) : undefined;
+        return agent ? { agent_id: agent } : undefined;
+      }
       if (!t.accountId || !t.clientId) return undefined;
       const agent = await clientAgents.activeAgentOf(t.clientId, t.accountId);
       return agent ? { agent_id: agent } : undefined;
@@ -149,6 +184,17 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
     await next();
   });
 
+  devicePolling(provider, { store, now: deps.now, intervalSeconds: authzDefaults.devicePollIntervalSeconds, ttlSeconds: ttl.deviceCode });
+
+  // A headless client lives only while its agent does (revoked agent, offboarded owner: unknown client).
+  const findClient = provider.Client.find.bind(provider.Client);
+  provider.Client.find = (async (id: string) => {
+    const client = await findClient(id);
+    const owner = ownerOf(client);
+    if (!client || !owner) return client;
+    return (await clientAgents.activeAgentOf(client.clientId, owner)) ? client : undefined;
+  }) as typeof provider.Client.find;
+
   // A grant lives only while the agent it made does: a revoked agent or an offboarded owner makes
   // it unknown, so the token endpoint answers invalid_grant and introspection `active: false`.
   const findGrant = provider.Grant.find.bind(provider.Grant);
@@ -159,6 +205,14 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
     return (await clientAgents.activeAgentOf(g.clientId, g.accountId)) ? grant : undefined;
   }) as typeof provider.Grant.find;
 
+  // A client is used when the token endpoint answers it: its 90 days start again (adapter.ts).
+  provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+    const clientId = ctx.oidc.client?.clientId;
+    if (!clientId) return;
+    touchClient(store, clientId, deps.now(), authzDefaults.clientUnusedMs).catch((err: Error) =>
+      deps.logger.warn({ err: { message: err.message }, client: clientId }, 'could not record the client use'),
+    );
+  });
   provider.on('server_error', (_ctx: unknown, err: Error) => deps.logger.error({ err: { message: err.message, name: err.name } }, 'authz server error'));
   provider.on('grant.revoked', (_ctx: unknown, grantId: string) => deps.logger.info({ grant: grantId }, 'authz grant revoked'));
   return provider;

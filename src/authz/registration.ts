@@ -7,7 +7,8 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 // the new client_id or throws `invalid_client_metadata` / `invalid_redirect_uri` (RFC 7591 §3.2.2).
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
-const allowedGrants = new Set(['authorization_code', 'refresh_token']);
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+const allowedGrants = new Set(['authorization_code', 'refresh_token', DEVICE_GRANT]);
 const allowedAuth = new Set(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt']);
 
 export function checkRegistration(ctx: KoaContextWithOIDC): string {
@@ -19,7 +20,14 @@ export function checkRegistration(ctx: KoaContextWithOIDC): string {
   }
   const grants = body.grant_types === undefined ? ['authorization_code'] : body.grant_types;
   if (!Array.isArray(grants) || grants.some((g) => typeof g !== 'string' || !allowedGrants.has(g))) {
-    throw new errors.InvalidClientMetadata('grant_types may hold only authorization_code and refresh_token');
+    throw new errors.InvalidClientMetadata(`grant_types may hold only authorization_code, refresh_token and ${DEVICE_GRANT}`);
+  }
+  // A device-flow-only client (RFC 8628) has no redirect URI and no response type.
+  if (!(grants as string[]).includes('authorization_code')) {
+    if (body.response_types === undefined) body.response_types = [];
+    if (body.redirect_uris === undefined) body.redirect_uris = [];
+    if (!Array.isArray(body.redirect_uris) || body.redirect_uris.length) throw new errors.InvalidRedirectUri('redirect_uris must be empty without the authorization_code grant');
+    return `wcl_${randomBytes(16).toString('base64url')}`;
   }
   const auth = body.token_endpoint_auth_method;
   if (auth !== undefined && (typeof auth !== 'string' || !allowedAuth.has(auth))) {

@@ -1,6 +1,6 @@
 // Which resource indicators (RFC 8707) Warrant's authorization server issues tokens for: its own
-// API (`{public}/v1`) and its MCP endpoints (`{public}/mcp/{name}`). Later layers add theirs with
-// `add()` (the MCP gateway's registered servers, for instance).
+// API (`{public}/v1`) and MCP server (`{public}/mcp/warrant`). Later layers add theirs with `add()`:
+// the MCP gateway adds `{public}/mcp/{name}` for each server registered.
 
 /** A resource Warrant serves: the scopes a token for it may carry. */
 export interface ResourceInfo {
@@ -21,7 +21,7 @@ export const builtInScopes = {
   warrantMcp: ['warrant:read', 'warrant:call', 'warrant:request'],
 } as const;
 
-/** `{public}/v1` and `{public}/mcp/{name}`. */
+/** `{public}/v1` and `{public}/mcp/warrant`. */
 export const warrantResources: ResourceMatcher = (url, publicUrl) => {
   const base = new URL(publicUrl);
   if (url.origin !== base.origin) return undefined;
@@ -29,11 +29,24 @@ export const warrantResources: ResourceMatcher = (url, publicUrl) => {
   if (!url.pathname.startsWith(`${prefix}/`)) return undefined;
   const path = url.pathname.slice(prefix.length).replace(/\/+$/, '');
   if (path === '/v1') return { resource: `${base.origin}${prefix}/v1`, scopes: [...builtInScopes.api] };
-  const mcp = /^\/mcp\/([^/]+)$/.exec(path);
-  if (mcp?.[1] === 'warrant') return { resource: `${base.origin}${prefix}/mcp/warrant`, scopes: [...builtInScopes.warrantMcp] };
-  if (mcp && MCP_NAME.test(mcp[1]!)) return { resource: `${base.origin}${prefix}/mcp/${mcp[1]}`, scopes: [...builtInScopes.mcp] };
+  if (path === '/mcp/warrant') return { resource: `${base.origin}${prefix}/mcp/warrant`, scopes: [...builtInScopes.warrantMcp] };
   return undefined;
 };
+
+/**
+ * `{public}/mcp/{name}` for the names `isServer` knows (the MCP gateway's registered servers): no
+ * token is issued for an endpoint nothing serves.
+ */
+export function mcpServerResources(isServer: (name: string) => boolean): ResourceMatcher {
+  return (url, publicUrl) => {
+    const base = new URL(publicUrl);
+    if (url.origin !== base.origin) return undefined;
+    const prefix = base.pathname.replace(/\/+$/, '');
+    const m = /^\/mcp\/([^/]+)\/?$/.exec(url.pathname.slice(prefix.length));
+    if (!url.pathname.startsWith(`${prefix}/`) || !m || !MCP_NAME.test(m[1]!) || !isServer(m[1]!)) return undefined;
+    return { resource: `${base.origin}${prefix}/mcp/${m[1]}`, scopes: [...builtInScopes.mcp] };
+  };
+}
 
 /** Parses an indicator as RFC 8707 §2 wants it: an absolute URI, no fragment; no query either here. */
 function parseIndicator(indicator: string): URL | undefined {

@@ -12,6 +12,7 @@ import { authzDefaults, authzPaths } from './options.ts';
 import { createAuthzProvider } from './provider.ts';
 import { createResources } from './resources.ts';
 import { createAccessTokenVerifier } from './verify.ts';
+import { createHeadlessClients } from './headless.ts';
 import type { AuthzKeys } from './keys.ts';
 
 export interface AuthzDeps {
@@ -49,6 +50,7 @@ export function createAuthz(deps: AuthzDeps) {
   let interactions: ReturnType<typeof createInteractions> | undefined;
   let sweepTimer: NodeJS.Timeout | undefined;
   let keys: AuthzKeys | undefined;
+  const headless = createHeadlessClients({ provider: () => provider, clientAgents, store, now });
   const verifyAccessToken = createAccessTokenVerifier({ store, now, issuer: () => (provider ? issuer : undefined), signingKeys: () => keys?.jwks.keys });
 
   const ours = (path: string) => path.startsWith(authzPaths.prefix) || authzPaths.metadata.includes(path);
@@ -65,6 +67,8 @@ export function createAuthz(deps: AuthzDeps) {
     resources,
     loginCodes,
     clientAgents,
+    /** Admin-registered private_key_jwt clients (client credentials), bound to an owner. */
+    headless,
     /** RFC 8707: is this a resource Warrant issues tokens for? (extend with `resources.add`) */
     isKnownResource: (url: string) => resources.isKnownResource(url),
     /**
@@ -110,6 +114,9 @@ export function createAuthz(deps: AuthzDeps) {
       });
       return true;
     },
+
+    /** One pass of the sweep (expired rows, clients unused for 90 days); how many rows went. */
+    sweep: (batch = authzDefaults.sweepBatch) => sweepExpired(store, now(), { retentionMs: authzDefaults.sweepRetentionMs, batch }),
 
     async close(): Promise<void> {
       if (sweepTimer) clearInterval(sweepTimer);

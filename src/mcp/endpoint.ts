@@ -7,8 +7,8 @@ import type { AuditInput } from '../events/index.ts';
 import { bearerFrom } from '../http/auth.ts';
 import { asProblem, problemResponse } from '../http/problems.ts';
 import { newRequestId } from '../http/request-id.ts';
-import type { CallerAuthenticator, McpCaller } from './caller.ts';
-import { WARRANT_MCP_PATH, bearerChallenge } from './metadata.ts';
+import { missingScope, type CallerAuthenticator, type McpCaller } from './caller.ts';
+import { WARRANT_MCP_PATH, bearerChallenge, insufficientScopeChallenge } from './metadata.ts';
 import type { McpOptions } from './options.ts';
 import { STATELESS_PROTOCOL_VERSION, createToolServer, type RequestAuth } from './server.ts';
 import { createSessionTable, newSessionId } from './sessions.ts';
@@ -26,7 +26,7 @@ const BODY_DEADLINE_MS = 10_000;
 
 type Transport = StreamableHTTPServerTransport;
 
-function readBody(req: IncomingMessage, limitBytes: number): Promise<unknown> {
+export function readBody(req: IncomingMessage, limitBytes: number): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > limitBytes) return Promise.reject(new WarrantError('payload_too_large', `the JSON-RPC body is larger than ${limitBytes} bytes`));
   return new Promise((resolve, reject) => {
@@ -85,6 +85,15 @@ export function createMcpEndpoint(deps: EndpointDeps) {
   function sessionNotFound(res: ServerResponse): void {
     res.writeHead(404, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32001, message: 'Session not found' }, id: null }));
+  }
+
+  /** A tools/call of a tool whose scope the access token lacks: 403 `insufficient_scope` (step-up), true when sent. */
+  function refusedScope(res: ServerResponse, body: unknown, caller: McpCaller, requestId: string): boolean {
+    const needed = missingScope(body, caller, deps.runner.scopeOf);
+    if (!needed) return false;
+    const err = new WarrantError('policy_denied', `this access token does not carry the ${needed} scope; ask the authorization server for it`, { required_scope: needed });
+    sendProblem(res, err, requestId, { 'www-authenticate': insufficientScopeChallenge(deps.publicUrl, [...caller.tokenScopes, needed]) });
+    return true;
   }
 
   const withAuth = (req: IncomingMessage, caller: McpCaller, requestId: string) => {
@@ -154,6 +163,7 @@ export function createMcpEndpoint(deps: EndpointDeps) {
           return sessionNotFound(res);
         }
         const body = method === 'POST' ? await readBody(req, options.requestBodyLimitBytes) : undefined;
+        if (refusedScope(res, body, caller, requestId)) return;
         return await session.value.handleRequest(withAuth(req, caller, requestId), res, body);
       }
       if (method !== 'POST') {
@@ -162,6 +172,7 @@ export function createMcpEndpoint(deps: EndpointDeps) {
         return void res.end();
       }
       const body = await readBody(req, options.requestBodyLimitBytes);
+      if (refusedScope(res, body, caller, requestId)) return;
       const opening = Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body);
       if (opening) return await openSession(req, res, body, caller, requestId);
       return await stateless(req, res, body, caller, requestId);

@@ -10,7 +10,7 @@ import type { Limits } from '../limits/index.ts';
 import type { Provider } from '../providers/index.ts';
 import type { Store } from '../store/index.ts';
 import type { ConnectFlow } from '../tokens/index.ts';
-import { createCallerAuthenticator } from './caller.ts';
+import { createCallerAuthenticator, type AccessTokenVerifier } from './caller.ts';
 import { createMcpEndpoint } from './endpoint.ts';
 import { mcpMetadataRoutes } from './metadata.ts';
 import { mcpDefaults, type McpOptions } from './options.ts';
@@ -21,7 +21,7 @@ import { connectionTools } from './tools/connections.ts';
 import { providerTool } from './tools/providers.ts';
 
 export { MCP_SCOPES, ALL_MCP_SCOPES, createCallerAuthenticator, type McpCaller, type McpScope, type CallerAuthenticator } from './caller.ts';
-export { WARRANT_MCP_PATH, WARRANT_MCP_METADATA_PATH, protectedResourceMetadata, bearerChallenge } from './metadata.ts';
+export { WARRANT_MCP_PATH, WARRANT_MCP_METADATA_PATH, protectedResourceMetadata, bearerChallenge, insufficientScopeChallenge } from './metadata.ts';
 export { STATELESS_PROTOCOL_VERSION } from './server.ts';
 export { mcpDefaults, type McpOptions } from './options.ts';
 
@@ -37,6 +37,9 @@ export interface WarrantMcpDeps {
   limits?: Limits;
   logger: Logger;
   authenticateAgent(bearer: string | undefined): Promise<AuthenticatedAgent>;
+  /** Warrant's own access tokens (authz's verifier) and the `aud` they must carry here; agent keys only without. */
+  verifyAccessToken?: AccessTokenVerifier;
+  accessTokenResource?: () => string;
   /** The audit chain key: tool arguments are recorded as an HMAC under a key derived from it. */
   chainKey: KeyObject;
   options?: Partial<McpOptions>;
@@ -58,7 +61,7 @@ export function createWarrantMcp(deps: WarrantMcpDeps) {
     deadlineMs: options.toolDeadlineMs,
   });
   const endpoint = createMcpEndpoint({
-    authenticate: createCallerAuthenticator({ authenticateAgent: deps.authenticateAgent }),
+    authenticate: createCallerAuthenticator({ authenticateAgent: deps.authenticateAgent, verifyAccessToken: deps.verifyAccessToken, resource: deps.accessTokenResource }),
     runner,
     publicUrl: deps.publicUrl,
     options,

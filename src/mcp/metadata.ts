@@ -39,6 +39,16 @@ export function bearerChallenge(publicUrl: string, credentialSent: boolean): str
   return `Bearer ${parts.join(', ')}`;
 }
 
+/**
+ * The challenge of a 403 for a missing scope (RFC 6750 §3.1, the MCP step-up): `scope` names the
+ * whole set the client should ask for — what its token carries plus what is needed — so a client
+ * that replaces its scope set on step-up does not lose what it had.
+ */
+export function insufficientScopeChallenge(publicUrl: string, scopes: readonly string[]): string {
+  const all = [...new Set(scopes)].join(' ');
+  return `Bearer error="insufficient_scope", scope="${all}", resource_metadata="${publicUrl}${WARRANT_MCP_METADATA_PATH}"`;
+}
+
 /** GET /.well-known/oauth-protected-resource/mcp/warrant: open on purpose (RFC 9728 §3), holds no secret. */
 export function mcpMetadataRoutes(publicUrl: string) {
   return async (app: FastifyInstance) => {

@@ -109,6 +109,8 @@ export function createToolRunner(deps: {
 
   return {
     list: (): Tool[] => listing,
+    /** The scope a tool needs; undefined for an unknown tool. */
+    scopeOf: (name: string): McpScope | undefined => byName.get(name)?.scope,
 
     /** Runs one tool call, audited whatever its outcome (an unknown tool and bad arguments included). */
     async call(name: string, rawArgs: unknown, ctx: ToolContext): Promise<CallToolResult> {

@@ -135,7 +135,9 @@ for (const kind of storeKinds) {
         assert.equal(back.searchParams.get('iss'), w.base, 'iss on error responses too');
       }
       assert.equal(w.warrant.authz.isKnownResource(`${w.base}/v1`), true);
-      assert.equal(w.warrant.authz.isKnownResource(`${w.base}/mcp/x`), true);
+      assert.equal(w.warrant.authz.isKnownResource(`${w.base}/mcp/demo`), true);
+      assert.equal(w.warrant.authz.isKnownResource(`${w.base}/mcp/warrant`), true);
+      assert.equal(w.warrant.authz.isKnownResource(`${w.base}/mcp/x`), false, 'no token for an MCP endpoint nothing serves');
       assert.equal(w.warrant.authz.isKnownResource(`${w.base}/mcp/x#f`), false);
       assert.equal(w.warrant.authz.isKnownResource(`${w.base}/v2`), false);
     });

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { loadConfig } from '../../src/config/index.ts';
 import { createWarrant, type Warrant } from '../../src/warrant.ts';
+import { mcpServerResources } from '../../src/authz/index.ts';
 import { ADMIN_TOKEN, captureLogger } from '../helpers/app.ts';
 import { withSchema } from '../helpers/lifecycle.ts';
 import { createSchema, dropSchema, testDatabaseUrl } from '../helpers/stores.ts';
@@ -39,6 +40,8 @@ export async function startAuthzWarrant(
   };
   const logs = captureLogger('warn');
   const warrant = await createWarrant(loadConfig(env), { logger: logs.logger, notice: () => {}, scheduler: false, webhooks: false });
+  // Stand-ins for servers registered with the MCP gateway: resources the tests ask tokens for.
+  warrant.authz.resources.add(mcpServerResources((name) => name === 'demo' || name === 'shared'));
   const address = await warrant.listen();
   return {
     warrant,

@@ -239,14 +239,18 @@ describe("Warrant's own MCP server at /mcp/warrant, with the official SDK client
   });
 
   test('every tool call is audited: tool, a keyed hash of the arguments, outcome; never the arguments in clear', async () => {
-    const { client } = await connectClient(writerKey);
+    // A connection of its own: earlier tests' call_api entries (written behind their answers) are not this test's.
+    const conn = await env.connect();
+    const { client } = await connectClient((await createAgent([{ connection: conn, scopes: ['items:read', 'items:write'] }], 'auditee')).key);
+    const okCalls = async () =>
+      (await env.warrant.audit.query({ type: 'mcp.tool_call', limit: 1000 })).filter((e) => e.data.tool === 'call_api' && e.subject === `connection:${conn}` && e.data.outcome === 'ok');
     const marker = `marker-${Date.now()}-secret-looking-value`;
     const r = await client.callTool({ name: 'call_api', arguments: { connection: conn, method: 'POST', path: '/items', body: { name: marker }, query: { note: marker } } });
     assert.ok(!r.isError, JSON.stringify(r));
     await client.callTool({ name: 'call_api', arguments: { connection: conn, method: 'POST', path: '/items', body: { name: marker }, query: { note: marker } } });
     const entries = await eventually(async () => {
       const all = await env.warrant.audit.query({ type: 'mcp.tool_call', limit: 1000 });
-      const mine = all.filter((e) => e.data.tool === 'call_api' && e.subject === `connection:${conn}` && e.data.outcome === 'ok');
+      const mine = await okCalls();
       return mine.length >= 2 ? { all, mine } : undefined;
     });
     const last = entries.mine.slice(-2);

@@ -1,6 +1,6 @@
 import { Agent, fetch as undiciFetch } from 'undici';
 import { WarrantError, invalidRequest } from '../../errors/index.ts';
-import { createWebhookTarget } from '../../events/index.ts';
+import { createWebhookTarget } from '../../events/webhook-target.ts';
 import { isLoopbackHost } from '../../config/index.ts';
 import { readCapped } from '../../oauth/index.ts';
 

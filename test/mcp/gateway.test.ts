@@ -1,0 +1,249 @@
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as oauth from 'oauth4webapi';
+import { z } from 'zod';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { startSandbox, sandboxDefaults, type Sandbox } from '../../src/sandbox/index.ts';
+import { startLifecycle, sleep, type LifecycleEnv } from '../helpers/lifecycle.ts';
+import { ADMIN_TOKEN } from '../helpers/app.ts';
+import { authorizationUrl, authorizeAsOwner, discover, insecure, registerPublicClient } from '../authz/helpers.ts';
+
+// The MCP gateway end to end: an upstream MCP server built with the SDK, protected by the sandbox
+// IdP (5-second rotating tokens, checked by introspection), registered in Warrant; the owner
+// connects it; an MCP client holding only Warrant's token calls tools on /mcp/{server} for ~20 s.
+
+const OWNER = 'alice@example.com';
+const REDIRECT = 'http://127.0.0.1:53682/callback';
+const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+
+/** An MCP server of its own: tools `echo` and `add`, bearer tokens introspected at the sandbox. */
+async function startUpstream(sandboxRef: () => Sandbox): Promise<{ url: string; close(): Promise<void>; seenTokens: Set<string> }> {
+  const seenTokens = new Set<string>();
+  let origin = '';
+  const server: HttpServer = createServer(async (req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/.well-known/oauth-protected-resource/mcp') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return void res.end(JSON.stringify({ resource: `${origin}/mcp`, authorization_servers: [sandboxRef().issuer], scopes_supported: ['items:read'] }));
+    }
+    if (path !== '/mcp') return void res.writeHead(404).end();
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const challenge = `Bearer resource_metadata="${origin}/.well-known/oauth-protected-resource/mcp"`;
+    let active = false;
+    if (token) {
+      seenTokens.add(token);
+      const r = await fetch(`${sandboxRef().issuer}/token/introspection`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${sandboxDefaults.clientId}:${sandboxDefaults.clientSecret}`).toString('base64')}` },
+        body: new URLSearchParams({ token }).toString(),
+      });
+      const info = (await r.json()) as { active?: boolean; aud?: string | string[] };
+      active = info.active === true && (info.aud === undefined || [info.aud].flat().includes(`${origin}/mcp`));
+    }
+    if (!active) {
+      res.writeHead(401, { 'www-authenticate': token ? `${challenge}, error="invalid_token"` : challenge, 'content-type': 'application/json' });
+      return void res.end('{"error":"invalid_token"}');
+    }
+    const mcp = new McpServer({ name: 'upstream', version: '1' });
+    mcp.registerTool('echo', { description: 'echo', inputSchema: { text: z.string() } }, async ({ text }) => ({ content: [{ type: 'text', text: `echo: ${text}` }] }));
+    mcp.registerTool('add', { description: 'add', inputSchema: { a: z.number(), b: z.number() } }, async ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }] }));
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    res.once('close', () => void mcp.close());
+    await mcp.connect(transport);
+    await transport.handleRequest(req, res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url: `${origin}/mcp`,
+    seenTokens,
+    close: () => new Promise<void>((r) => {
+      server.close(() => r());
+      server.closeAllConnections();
+    }),
+  };
+}
+
+describe('the MCP gateway at /mcp/{server}, in front of an SDK MCP server behind the sandbox', () => {
+  let sandbox: Sandbox;
+  let upstream: Awaited<ReturnType<typeof startUpstream>>;
+  let env: LifecycleEnv;
+  let base: string;
+  let as: oauth.AuthorizationServer;
+  let accessToken: string;
+  let agentId: string;
+  let connectionId: string;
+  const clients: Client[] = [];
+
+  async function warrantToken(resource: string): Promise<{ access_token: string; agent_id: string }> {
+    const client = await registerPublicClient(as, REDIRECT);
+    const verifier = oauth.generateRandomCodeVerifier();
+    const state = oauth.generateRandomState();
+    const url = await authorizationUrl(as, client, { redirectUri: REDIRECT, resource, verifier, state, scope: 'mcp' });
+    const { callback } = await authorizeAsOwner(base, url, OWNER);
+    const params = oauth.validateAuthResponse(as, client, callback, state);
+    const tokens = await oauth.processAuthorizationCodeResponse(as, client, await oauth.authorizationCodeGrantRequest(as, client, oauth.None(), params, REDIRECT, verifier, insecure));
+    const claims = JSON.parse(Buffer.from(tokens.access_token.split('.')[1]!, 'base64url').toString()) as { agent_id: string };
+    return { access_token: tokens.access_token, agent_id: claims.agent_id };
+  }
+
+  /** Where Warrant's authorization endpoint sends the browser back for `resource`. */
+  async function authorizeFor(resource: string): Promise<URL> {
+    const client = await registerPublicClient(as, REDIRECT);
+    const url = await authorizationUrl(as, client, { redirectUri: REDIRECT, resource, verifier: oauth.generateRandomCodeVerifier(), state: 's', scope: 'mcp' });
+    const res = await fetch(url, { redirect: 'manual' });
+    await res.body?.cancel();
+    return new URL(res.headers.get('location')!);
+  }
+
+  async function mcpClient(token: string): Promise<Client> {
+    const client = new Client({ name: 'gateway-test', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp/up`), { requestInit: { headers: { authorization: `Bearer ${token}` } } }));
+    clients.push(client);
+    return client;
+  }
+
+  before(async () => {
+    let sb: Sandbox | undefined;
+    upstream = await startUpstream(() => sb!);
+    sandbox = sb = await startSandbox({ accessTokenTtl: 5, rotateRefreshTokens: true, resources: [upstream.url], logger: process.env.GW_DEBUG ? (l) => console.log(l) : undefined });
+    env = await startLifecycle({ sharedSandbox: sandbox, env: { WARRANT_MCP_ALLOWED_NETWORKS: '127.0.0.0/8' } });
+    base = `http://127.0.0.1:${(env.warrant.app.server.address() as AddressInfo).port}`;
+    as = await discover(base, base);
+  });
+  after(async () => {
+    for (const c of clients) await c.close().catch(() => undefined);
+    await env?.cleanup();
+    await sandbox?.close();
+    await upstream?.close();
+  });
+
+  test('registration discovers the server (RFC 9728, RFC 8414) and makes it a provider', async () => {
+    const refused = await env.warrant.app.inject({ method: 'POST', url: '/v1/mcp-servers', headers: admin, payload: { url: 'ftp://x.example/mcp', name: 'bad' } });
+    assert.equal(refused.statusCode, 400);
+    assert.equal(refused.json().field, 'url');
+    const res = await env.warrant.app.inject({
+      method: 'POST',
+      url: '/v1/mcp-servers',
+      headers: admin,
+      payload: { url: upstream.url, name: 'up', client_id: sandboxDefaults.clientId, client_secret: sandboxDefaults.clientSecret },
+    });
+    assert.equal(res.statusCode, 201, res.body);
+    const view = res.json();
+    assert.equal(view.provider, 'mcp-up');
+    assert.equal(view.resource, upstream.url);
+    assert.equal(view.issuer, sandbox.issuer);
+    assert.equal(view.client_source, 'pre_registered');
+    assert.ok(!res.body.includes(sandboxDefaults.clientSecret), 'the client secret never comes back');
+    const provider = env.warrant.catalog.get('mcp-up')!;
+    assert.equal(provider.resource, upstream.url);
+    assert.equal(provider.refresh_token_rotation, true);
+    const list = await env.warrant.app.inject({ method: 'GET', url: '/v1/mcp-servers', headers: admin });
+    assert.deepEqual(list.json().servers.map((s: { name: string }) => s.name), ['up']);
+    const meta = await (await fetch(`${base}/.well-known/oauth-protected-resource/mcp/up`)).json();
+    assert.equal(meta.resource, `${base}/mcp/up`);
+    assert.deepEqual(meta.authorization_servers, [base]);
+
+    // The owner's consent is an ordinary connect session; the upstream grant is a connection.
+    connectionId = await env.connectTo('mcp-up', OWNER, ['items:read']);
+    ({ access_token: accessToken, agent_id: agentId } = await warrantToken(`${base}/mcp/up`));
+  });
+
+  test('401 with WWW-Authenticate without a token and with a token for another audience', async () => {
+    const call = (token?: string) =>
+      fetch(`${base}/mcp/up`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+      });
+    const none = await call();
+    assert.equal(none.status, 401);
+    assert.equal(none.headers.get('www-authenticate'), `Bearer resource_metadata="${base}/.well-known/oauth-protected-resource/mcp/up", scope="mcp"`);
+    // No token is issued for an MCP endpoint nothing serves; one for another registered server is the wrong audience here.
+    const unknown = await authorizeFor(`${base}/mcp/nothing-here`);
+    assert.equal(unknown.searchParams.get('error'), 'invalid_target');
+    const second = await env.warrant.app.inject({
+      method: 'POST',
+      url: '/v1/mcp-servers',
+      headers: admin,
+      payload: { url: upstream.url, name: 'other', client_id: sandboxDefaults.clientId, client_secret: sandboxDefaults.clientSecret },
+    });
+    assert.equal(second.statusCode, 201, second.body);
+    const other = await warrantToken(`${base}/mcp/other`);
+    const wrong = await call(other.access_token);
+    assert.equal(wrong.status, 401);
+    assert.match(wrong.headers.get('www-authenticate')!, /resource_metadata="[^"]+\/mcp\/up", scope="mcp", error="invalid_token"/);
+    assert.equal(((await wrong.json()) as { code: string }).code, 'agent_unauthenticated');
+    const ok = await call(accessToken);
+    assert.equal(ok.status, 200);
+  });
+
+  test('tool calls for ~20 s across upstream token expiries: no failure, about one refresh per expiry, no token crosses', async () => {
+    const client = await mcpClient(accessToken);
+    const tools = await client.listTools();
+    assert.deepEqual(tools.tools.map((t) => t.name).sort(), ['add', 'echo']);
+    sandbox.resetStats();
+    const started = Date.now();
+    let calls = 0;
+    while (Date.now() - started < 20_000) {
+      const r = (await client.callTool({ name: 'echo', arguments: { text: `n${calls}` } })) as CallToolResult;
+      assert.notEqual(r.isError, true, JSON.stringify(r));
+      assert.deepEqual(r.content, [{ type: 'text', text: `echo: n${calls}` }]);
+      calls++;
+      await sleep(200);
+    }
+    const stats = sandbox.stats();
+    assert.equal(stats.refreshFailures, 0);
+    assert.equal(stats.reuseDetected, 0);
+    // 20 s of 5 s tokens: four or five expiries, refreshed once each (ahead of expiry, on demand).
+    assert.ok(stats.refreshRequests >= 3 && stats.refreshRequests <= 8, `refreshes: ${stats.refreshRequests} for ${calls} calls`);
+    assert.ok(!upstream.seenTokens.has(accessToken), "the client's token never goes upstream");
+  });
+
+  test('a tool not on the agent’s allow-list is refused, and hidden from tools/list; every call audited', async () => {
+    const put = await env.warrant.app.inject({ method: 'PUT', url: `/v1/mcp-servers/up/agents/${agentId}/tools`, headers: admin, payload: { tools: ['echo'] } });
+    assert.equal(put.statusCode, 200, put.body);
+    const client = await mcpClient(accessToken);
+    assert.deepEqual((await client.listTools()).tools.map((t) => t.name), ['echo']);
+    const r = (await client.callTool({ name: 'add', arguments: { a: 1, b: 2 } })) as CallToolResult;
+    assert.equal(r.isError, true);
+    assert.equal(JSON.parse((r.content[0] as { text: string }).text).code, 'policy_denied');
+    await env.warrant.app.inject({ method: 'PUT', url: `/v1/mcp-servers/up/agents/${agentId}/tools`, headers: admin, payload: { tools: null } });
+    await env.warrant.auditQueue.flush?.();
+    await sleep(300);
+    const entries = await env.warrant.audit.query({ type: 'mcp.tool_call', limit: 1000 });
+    const refusedEntry = entries.find((e) => (e.data as Record<string, unknown>).tool === 'add');
+    assert.ok(refusedEntry, 'the refused call is audited');
+    const d = refusedEntry.data as Record<string, unknown>;
+    assert.equal(d.outcome, 'error');
+    assert.equal(d.code, 'policy_denied');
+    assert.match(String(d.arguments_hash), /^hmac-sha256:/);
+    assert.equal(refusedEntry.actor, `agent:${agentId}`);
+    const okEntry = entries.find((e) => (e.data as Record<string, unknown>).tool === 'echo');
+    assert.equal((okEntry!.data as Record<string, unknown>).outcome, 'ok');
+    assert.equal(okEntry!.subject, `connection:${connectionId}`);
+  });
+
+  test('a revoked upstream grant becomes a tool result with the re-connect link, not a 401 loop', async () => {
+    const token = await env.warrant.tokens.getFreshToken(connectionId);
+    await sandbox.revokeGrantOf(token.accessToken);
+    const client = await mcpClient(accessToken);
+    const r = (await client.callTool({ name: 'echo', arguments: { text: 'x' } })) as CallToolResult;
+    assert.equal(r.isError, true, JSON.stringify(r));
+    const text = (r.content[0] as { text: string }).text;
+    assert.match(text, /re-connect/);
+    const problem = JSON.parse((r.content[1] as { text: string }).text) as Record<string, unknown>;
+    assert.equal(problem.code, 'reauth_required');
+    assert.ok(String(problem.reconnect_url).startsWith(env.warrant.config.publicUrl.replace(/:0$/, '')) || String(problem.reconnect_url).includes('/connect'), String(problem.reconnect_url));
+    const before = sandbox.stats().refreshRequests;
+    const again = (await client.callTool({ name: 'echo', arguments: { text: 'y' } })) as CallToolResult;
+    assert.equal(again.isError, true);
+    assert.equal(sandbox.stats().refreshRequests, before, 'no further IdP calls for a dead grant');
+  });
+});
