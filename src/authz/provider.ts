@@ -10,6 +10,7 @@ import { devicePolling } from './device.ts';
 import { OWNER_METADATA } from './headless.ts';
 import type { Resources } from './resources.ts';
 import { checkRegistration } from './registration.ts';
+import { registerTokenExchange, type TokenExchangeDeps } from './token-exchange.ts';
 
 // Warrant's own OAuth 2.1 authorization server: oidc-provider, configured once, here.
 
@@ -23,6 +24,8 @@ export interface AuthzProviderDeps {
   logger: Logger;
   now: () => number;
   ttl?: Partial<typeof authzDefaults.ttlSeconds>;
+  /** RFC 8693 token exchange (token-exchange.ts): how subject tokens are checked. */
+  tokenExchange?: Pick<TokenExchangeDeps, 'authenticateAgent' | 'verifyAccessToken'>;
 }
 
 /** The owner an admin bound a headless client to, if it is one. */
@@ -185,6 +188,11 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
   });
 
   devicePolling(provider, { store, now: deps.now, intervalSeconds: authzDefaults.devicePollIntervalSeconds, ttlSeconds: ttl.deviceCode });
+
+  // Delegation (RFC 8693): an agent's credential for a narrower token, with `act` recording the chain.
+  if (deps.tokenExchange) {
+    registerTokenExchange(provider, { ...deps.tokenExchange, issuer: deps.issuer, keys: deps.keys, resources, clientAgents, store, logger: deps.logger, now: deps.now, ttlSeconds: ttl.accessToken });
+  }
 
   // A headless client lives only while its agent does (revoked agent, offboarded owner: unknown client).
   const findClient = provider.Client.find.bind(provider.Client);

@@ -17,7 +17,7 @@ import type { AuthzKeys } from './keys.ts';
 
 export interface AuthzDeps {
   store: Store;
-  agents: Pick<AgentService, 'create'>;
+  agents: Pick<AgentService, 'create' | 'authenticate'>;
   logger: Logger;
   now?: () => number;
   /** WARRANT_PUBLIC_URL; its origin is the issuer (a `:0` port is taken from the bound address). */
@@ -90,7 +90,8 @@ export function createAuthz(deps: AuthzDeps) {
       if (provider) return;
       issuer = issuerFor(deps.publicUrl, boundAddress);
       const loaded = await loadOrCreateKeys(store.vault);
-      const p = createAuthzProvider({ issuer, store, keys: loaded, resources, clientAgents, logger, now, ttl: deps.ttl });
+      const tokenExchange = { authenticateAgent: (key: string) => deps.agents.authenticate(key), verifyAccessToken };
+      const p = createAuthzProvider({ issuer, store, keys: loaded, resources, clientAgents, logger, now, ttl: deps.ttl, tokenExchange });
       interactions = createInteractions({ provider: p, loginCodes, clientAgents, owners: store.owners, csrfKey: loaded.cookieKeys[0]!, logger });
       keys = loaded;
       callback = p.callback() as (req: IncomingMessage, res: ServerResponse) => void;

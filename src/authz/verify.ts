@@ -108,6 +108,11 @@ export function createAccessTokenVerifier(deps: AccessTokenVerifierDeps) {
     if (!agent) throw invalidToken("the token's agent is revoked or expired, or its owner is offboarded");
     // The owner (authorization code, device flow) or the client itself (client credentials).
     if (payload.sub !== undefined && payload.sub !== agent.owner && payload.sub !== clientId) throw invalidToken("the access token's sub does not match its agent");
+    // A delegated token (RFC 8693, token-exchange.ts) lives only while every agent acting in its `act` chain does.
+    for (let a = payload.act as Record<string, unknown> | undefined, n = 0; a !== undefined; a = a.act as Record<string, unknown> | undefined, n++) {
+      if (n >= 4 || !a || typeof a !== 'object' || typeof a.sub !== 'string') throw invalidToken("the access token's act claim is malformed");
+      if (a.sub !== agentId && (await activeAgent(a.sub))?.owner !== agent.owner) throw invalidToken('an agent acting in the delegation chain (act) is revoked or expired');
+    }
     const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];
     return { agentId, owner: agent.owner, scopes, clientId, agent, expiresAt: payload.exp! };
   };
