@@ -23,7 +23,7 @@ import { createAgentService, type AgentService } from './agents/index.ts';
 import { rawProxyRoute } from './http/routes/proxy.ts';
 import { agentTokenRoutes } from './http/routes/agent-tokens.ts';
 import { webhookRoutes } from './http/routes/webhooks.ts';
-import { authzRoutes, createAuthz, mcpServerResources, type Authz } from './authz/index.ts';
+import { authzRoutes, createAuthz, mcpServerResources, type Authz, type authzDefaults } from './authz/index.ts';
 import { createForwarder, createUpstreams, type Forwarder, type Upstreams } from './proxy/index.ts';
 import { createAuditQueue, type AuditQueue } from './events/index.ts';
 import { createLimits, type Limits } from './limits/index.ts';
@@ -107,6 +107,8 @@ export interface WarrantOptions {
   env?: NodeJS.ProcessEnv;
   /** Webhook delivery: false = no worker in this process (deliveries are still queued); or tuning. */
   webhooks?: false | Pick<WebhooksOptions, 'retry' | 'fetchTimeoutMs' | 'pollIntervalMs'>;
+  /** Lifetimes (seconds) of the authorization server's artefacts, over authzDefaults.ttlSeconds (tests: short access tokens). */
+  authzTtl?: Partial<typeof authzDefaults.ttlSeconds>;
 }
 
 function locksFor(config: Config, store: Store, logger: Logger): Locks {
@@ -191,7 +193,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
   if (store.dialect === 'sqlite') await store.connections.releaseAllClaims();
   const audit = createAuditLog({ db: store.db, dialect: store.dialect, sqliteFile: store.sqliteFile, now, chain });
   const bus = createEventBus();
-  const clients = createClientResolver({ timeoutMs: config.idpTimeoutMs, env: opts.env });
+  const clients = createClientResolver({ timeoutMs: config.idpTimeoutMs, env: opts.env, untrustedAllowedNetworks: config.mcpAllowedNetworks });
   const timing = { refreshSkewSeconds: config.refreshSkewSeconds, refreshSkewFraction: config.refreshSkewFraction };
   // The token service needs re-connect links, which the connect flow makes: wired through a late binding.
   let connect!: ConnectFlow;
@@ -226,7 +228,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
   });
   const reconnects = createReconnects({ store, flow: connect, catalog, audit, bus, clock, logger, timing });
   const agents = createAgentService({ store, audit, bus, clock, logger });
-  const authz = createAuthz({ store, agents, logger, now, publicUrl: config.publicUrl });
+  const authz = createAuthz({ store, agents, logger, now, publicUrl: config.publicUrl, ttl: opts.authzTtl });
   const auditQueue = createAuditQueue({ audit, logger });
   const upstreams = createUpstreams();
   const forwarder = createForwarder({ store, catalog, tokens, upstreams, auditQueue, logger });

@@ -2,7 +2,7 @@ import * as oauth from 'oauth4webapi';
 import { SignJWT, importPKCS8 } from 'jose';
 import { responseScopeSeparator, type Provider, type ProviderEnvironment } from '../providers/index.ts';
 import { classify, OAuthCallError } from './errors.ts';
-import { idpFetch, type IdpEndpoint } from './fetch.ts';
+import { idpFetch, type IdpEndpoint, type IdpGuard } from './fetch.ts';
 import { askApiWithToken, revokeShaped, type ApiCheck } from './revocation.ts';
 import { normaliseTokenResponse } from './token-response.ts';
 
@@ -36,6 +36,8 @@ export interface OAuthClientOptions {
   /** The definition's `api_headers` with the connection's params filled in, for the API call that verifies a revocation. */
   apiHeaders?: Record<string, string>;
   timeoutMs: number;
+  /** The SSRF guard every IdP call of this client connects through (endpoints from remote metadata). */
+  guard?: IdpGuard;
 }
 
 const isLoopback = (url: string) => {
@@ -84,7 +86,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
   const insecure = [tokenUrl, endpoints.refresh_url, endpoints.authorization_url, endpoints.revocation_url, endpoints.introspection_url]
     .filter((u): u is string => !!u)
     .every(isLoopback);
-  const fetchers = { token: idpFetch(provider, 'token'), revocation: idpFetch(provider, 'revocation'), introspection: idpFetch(provider, 'introspection') };
+  const fetchers = { token: idpFetch(provider, 'token', opts.guard), revocation: idpFetch(provider, 'revocation', opts.guard), introspection: idpFetch(provider, 'introspection', opts.guard) };
   const request = (endpoint: IdpEndpoint = 'token') => ({
     signal: AbortSignal.timeout(opts.timeoutMs),
     [oauth.customFetch]: fetchers[endpoint],
@@ -233,7 +235,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
       if (!revocationUrl) throw new OAuthCallError('misconfigured', 'unsupported', undefined, `${provider.id} has no revocation endpoint`);
       const shape = provider.revocation;
       if (shape) {
-        const target = { provider, shape, url: revocationUrl, clientId: opts.clientId, clientSecret: opts.clientSecret, clientAuth: () => clientAuth(opts), as, client, timeoutMs: opts.timeoutMs };
+        const target = { provider, shape, url: revocationUrl, clientId: opts.clientId, clientSecret: opts.clientSecret, clientAuth: () => clientAuth(opts), as, client, timeoutMs: opts.timeoutMs, guard: opts.guard };
         return call('revocation', () => revokeShaped(target, token, hint));
       }
       await call('revocation', async () => {
@@ -253,7 +255,7 @@ export function createOAuthClient(opts: OAuthClientOptions) {
       const verifyPath = provider.revocation?.verify_path;
       if (!verifyPath) return { outcome: 'inconclusive', detail: `could not verify: ${provider.id} has no revocation.verify_path` };
       if (/\{[a-z][a-z0-9_]*\}/.test(endpoints.api_base_url)) return { outcome: 'inconclusive', detail: 'could not verify: the API base URL lacks a connection param' };
-      return askApiWithToken(provider, { apiBaseUrl: endpoints.api_base_url, verifyPath, apiHeaders: opts.apiHeaders ?? {}, timeoutMs: opts.timeoutMs }, accessToken);
+      return askApiWithToken(provider, { apiBaseUrl: endpoints.api_base_url, verifyPath, apiHeaders: opts.apiHeaders ?? {}, timeoutMs: opts.timeoutMs, guard: opts.guard }, accessToken);
     },
 
     /** RFC 7662 §2. */

@@ -6,6 +6,7 @@
 // that conforms.
 
 import type * as oauth from 'oauth4webapi';
+import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { responseScopeSeparator, type Provider } from '../providers/index.ts';
 import { classifyAnswer, IdpFailure, transportFailure } from './errors.ts';
 import { normaliseTokenResponse, tokenSetOf } from './token-response.ts';
@@ -14,6 +15,31 @@ import { normaliseTokenResponse, tokenSetOf } from './token-response.ts';
 export const MAX_ANSWER_BYTES = 1 << 20;
 
 export type IdpEndpoint = 'token' | 'revocation' | 'introspection';
+
+/**
+ * The SSRF guard of a provider whose endpoints came from a remote server's metadata (schema's
+ * `endpoints_untrusted`): its requests go through `dispatcher`, whose connect step resolves the
+ * host and fails, with an error whose `code` is `refusedCode`, for an address that is not public
+ * and not allowed. Checked on the socket, so a name that resolves elsewhere since registration
+ * (DNS rebinding) is refused too. Built in src/tokens/clients.ts.
+ */
+export interface IdpGuard {
+  dispatcher: Dispatcher;
+  refusedCode: string;
+  /** What allows a refused network (a setting's name), said in the error. */
+  allowance: string;
+}
+
+/** The guard's refusal in an error's cause chain, with the address refused. */
+function refusalOf(err: unknown, code: string): { address?: string } | undefined {
+  for (let e = err, depth = 0; e && depth < 4; e = (e as Error).cause, depth++) {
+    if ((e as { code?: unknown }).code === code) {
+      const address = (e as { address?: unknown }).address;
+      return { address: typeof address === 'string' ? address : undefined };
+    }
+  }
+  return undefined;
+}
 
 /** Reads at most `limit` bytes of the body (after content decoding); the rest is cancelled, not read. */
 export async function readCapped(res: Response, limit: number): Promise<{ bytes: Uint8Array; overflow: boolean }> {
@@ -70,14 +96,31 @@ export interface BoundedAnswer {
 /**
  * One request to an IdP (or, to verify a revocation, its API): a redirect is never followed, the
  * answer is read once and at most MAX_ANSWER_BYTES of it; `signal` (the call's deadline) bounds
- * the body read too. Network failures and timeouts are thrown as IdpFailure.
+ * the body read too. Network failures and timeouts are thrown as IdpFailure; with a `guard`, an
+ * address it refuses is `misconfigured` `address_refused`, and no request was sent.
  */
-export async function boundedFetch(url: string, init: { method: string; headers: Headers; body?: string | URLSearchParams; signal: AbortSignal }): Promise<BoundedAnswer> {
+export async function boundedFetch(
+  url: string,
+  init: { method: string; headers: Headers; body?: string | URLSearchParams; signal: AbortSignal; guard?: IdpGuard },
+): Promise<BoundedAnswer> {
+  const { guard } = init;
   try {
-    const res = await fetch(url, { method: init.method, headers: init.headers, body: init.body, redirect: 'manual', signal: init.signal });
+    const request = { method: init.method, headers: init.headers, body: init.body, redirect: 'manual' as const, signal: init.signal };
+    // The guard's dispatcher is undici's own: it goes with undici's fetch, not the one bundled in Node.
+    const res = guard ? ((await undiciFetch(url, { ...request, headers: [...init.headers], dispatcher: guard.dispatcher })) as unknown as Response) : await fetch(url, request);
     const read = await readCapped(res, MAX_ANSWER_BYTES);
     return { status: res.status, headers: res.headers, bytes: read.bytes, overflow: read.overflow, json: read.overflow ? undefined : parseJson(read.bytes) };
   } catch (err) {
+    const refused = guard ? refusalOf(err, guard.refusedCode) : undefined;
+    if (guard && refused) {
+      const what = refused.address ? ` (${refused.address})` : '';
+      throw new IdpFailure(
+        'misconfigured',
+        'address_refused',
+        undefined,
+        `the IdP endpoint ${new URL(url).host} is at an address that is not public${what}; allow its network with ${guard.allowance} if that is intended`,
+      );
+    }
     throw transportFailure(err);
   }
 }
@@ -88,7 +131,7 @@ export async function boundedFetch(url: string, init: { method: string; headers:
  * and errors sent with status 200 (GitHub), and the token-response reading of token-response.ts
  * (a token set nested in the answer, Slack's `authed_user`; scopes in another member).
  */
-export function idpFetch(provider: Provider, endpoint: IdpEndpoint) {
+export function idpFetch(provider: Provider, endpoint: IdpEndpoint, guard?: IdpGuard) {
   const quirks = endpoint === 'token' ? provider.token_endpoint : undefined;
   return async (url: string, options: oauth.CustomFetchOptions<string, unknown>): Promise<Response> => {
     const headers = new Headers(options.headers as HeadersInit);
@@ -100,7 +143,7 @@ export function idpFetch(provider: Provider, endpoint: IdpEndpoint) {
       body = JSON.stringify(Object.fromEntries(body));
       headers.set('content-type', 'application/json');
     }
-    const answer = await boundedFetch(url, { method: options.method, headers, body, signal: options.signal as AbortSignal });
+    const answer = await boundedFetch(url, { method: options.method, headers, body, signal: options.signal as AbortSignal, guard });
     const { status, json } = answer;
     if (status < 200 || status > 299) throw classifyAnswer(status, answer.headers, json);
     if (answer.overflow) throw new IdpFailure('transient', 'invalid_response', status, `the IdP's answer is larger than ${MAX_ANSWER_BYTES} bytes`);

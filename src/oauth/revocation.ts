@@ -7,7 +7,7 @@
 import type * as oauth from 'oauth4webapi';
 import type { Provider } from '../providers/index.ts';
 import { classifyAnswer, errorCodeOf, IdpFailure, kindOfCode } from './errors.ts';
-import { boundedFetch, MAX_ANSWER_BYTES, type BoundedAnswer } from './fetch.ts';
+import { boundedFetch, MAX_ANSWER_BYTES, type BoundedAnswer, type IdpGuard } from './fetch.ts';
 import { matchesAnswer, type Answer } from './pattern.ts';
 
 type Shape = NonNullable<Provider['revocation']>;
@@ -23,6 +23,8 @@ export interface RevocationTarget {
   as: oauth.AuthorizationServer;
   client: oauth.Client;
   timeoutMs: number;
+  /** The SSRF guard of a provider whose endpoints came from remote metadata (fetch.ts). */
+  guard?: IdpGuard;
 }
 
 const isLoopback = (host: string) => host === 'localhost' || host === '[::1]' || /^127\./.test(host);
@@ -89,7 +91,7 @@ async function requestFor(t: RevocationTarget, token: string, hint: 'refresh_tok
 export async function revokeShaped(t: RevocationTarget, token: string, hint: 'refresh_token' | 'access_token'): Promise<void> {
   const url = checkScheme(t.url, 'revocation');
   const request = await requestFor(t, token, hint);
-  const answer = await boundedFetch(url.href, { ...request, signal: AbortSignal.timeout(t.timeoutMs) });
+  const answer = await boundedFetch(url.href, { ...request, signal: AbortSignal.timeout(t.timeoutMs), guard: t.guard });
   const { status } = answer;
   if (status >= 500 || status === 429 || status === 408) throw classifyAnswer(status, answer.headers, answer.json);
   if (answer.overflow) throw new IdpFailure('transient', 'invalid_response', status, `the IdP's answer is larger than ${MAX_ANSWER_BYTES} bytes`);
@@ -110,7 +112,7 @@ export type ApiCheck = { outcome: 'refused' | 'accepted' | 'inconclusive'; detai
  */
 export async function askApiWithToken(
   provider: Provider,
-  target: { apiBaseUrl: string; verifyPath: string; apiHeaders: Record<string, string>; timeoutMs: number },
+  target: { apiBaseUrl: string; verifyPath: string; apiHeaders: Record<string, string>; timeoutMs: number; guard?: IdpGuard },
   accessToken: string,
 ): Promise<ApiCheck> {
   let url: URL;
@@ -128,7 +130,7 @@ export async function askApiWithToken(
   else headers.set(how.name, presented);
   let answer: BoundedAnswer;
   try {
-    answer = await boundedFetch(url.href, { method: 'GET', headers, signal: AbortSignal.timeout(target.timeoutMs) });
+    answer = await boundedFetch(url.href, { method: 'GET', headers, signal: AbortSignal.timeout(target.timeoutMs), guard: target.guard });
   } catch (err) {
     return { outcome: 'inconclusive', detail: `could not verify: the API could not be asked (${(err as IdpFailure).error ?? 'network_error'})` };
   }

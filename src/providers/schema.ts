@@ -219,6 +219,13 @@ export const providerSchema = z
     /** RFC 8707 resource indicator sent on authorize and token requests. */
     resource: z.string().optional(),
     /**
+     * The endpoints were learned from a remote server's metadata (an MCP gateway server), not
+     * written by the operator: every IdP call goes through the SSRF guard, which refuses a
+     * non-public address unless its network is allowed (WARRANT_MCP_ALLOWED_NETWORKS), on the
+     * socket actually connected (src/tokens/clients.ts, src/oauth/fetch.ts).
+     */
+    endpoints_untrusted: z.boolean().optional(),
+    /**
      * `false`: the IdP has no OAuth scopes (Notion: the integration's capabilities are set in its
      * settings). The names under `scopes` are then Warrant's own, after the provider's capabilities:
      * requested ones are never sent to the IdP, and the connection holds what was requested.

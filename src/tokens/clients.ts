@@ -1,4 +1,7 @@
-import { createOAuthClient, type OAuthClient } from '../oauth/index.ts';
+import { Agent } from 'undici';
+import { createOAuthClient, type IdpGuard, type OAuthClient } from '../oauth/index.ts';
+import { createWebhookTarget } from '../events/webhook-target.ts';
+import { ADDRESS_REFUSED } from '../events/webhook-messages.ts';
 import { PlaceholderError, endpointKeys, fillEndpoint, placeholderNames, resolveSecretRef, valueProblem, type Provider, type ProviderEnvironment } from '../providers/index.ts';
 import { WarrantError, invalidRequest } from '../errors/index.ts';
 import { apiHeadersOrProblem } from './api-headers.ts';
@@ -87,6 +90,18 @@ export function endpointsFor(provider: Provider, environment: string, params: Re
   return out;
 }
 
+/**
+ * The SSRF guard of providers whose endpoints came from remote metadata (`endpoints_untrusted`):
+ * the same address rules and connector as the MCP gateway's discovery fetch
+ * (events/webhook-target.ts), WARRANT_MCP_ALLOWED_NETWORKS its allowance, bounded in time
+ * (connect, headers, body); boundedFetch follows no redirect and caps the answer's size.
+ */
+export function createUntrustedIdpGuard(opts: { allowedNetworks: readonly string[]; timeoutMs: number }): IdpGuard & { close(): Promise<void> } {
+  const target = createWebhookTarget({ allowedNetworks: opts.allowedNetworks });
+  const dispatcher = new Agent({ connect: target.connector({ timeout: opts.timeoutMs }), headersTimeout: opts.timeoutMs, bodyTimeout: opts.timeoutMs });
+  return { dispatcher, refusedCode: ADDRESS_REFUSED, allowance: 'WARRANT_MCP_ALLOWED_NETWORKS', close: () => dispatcher.close() };
+}
+
 export interface ClientResolver {
   (provider: Provider, environment: string, params: Record<string, string>): OAuthClient;
 }
@@ -95,8 +110,17 @@ export interface ClientResolver {
  * One OAuth client per (provider, environment, params). Client id and secret come from the
  * definition, per environment (`clientCredentialsFor`), and are never copied into the catalog.
  */
-export function createClientResolver(opts: { timeoutMs: number; env?: NodeJS.ProcessEnv }): ClientResolver {
+export function createClientResolver(opts: {
+  timeoutMs: number;
+  env?: NodeJS.ProcessEnv;
+  /** Networks a provider with untrusted endpoints may reach although not public (WARRANT_MCP_ALLOWED_NETWORKS); none unless given. */
+  untrustedAllowedNetworks?: readonly string[];
+}): ClientResolver {
   const cache = new Map<string, OAuthClient>();
+  // Made on first use: most deployments have no provider that needs it.
+  let guard: IdpGuard | undefined;
+  const guardFor = (provider: Provider) =>
+    provider.endpoints_untrusted ? (guard ??= createUntrustedIdpGuard({ allowedNetworks: opts.untrustedAllowedNetworks ?? [], timeoutMs: opts.timeoutMs })) : undefined;
   return (provider, environment, params) => {
     const key = `${provider.id}\n${environment}\n${JSON.stringify(params)}`;
     let client = cache.get(key);
@@ -112,6 +136,7 @@ export function createClientResolver(opts: { timeoutMs: number; env?: NodeJS.Pro
         clientSecret,
         apiHeaders: apiHeadersFor(provider, params),
         timeoutMs: opts.timeoutMs,
+        guard: guardFor(provider),
       });
       cache.set(key, client);
     }

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { stringify } from 'yaml';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/index.ts';
 import { loadConfig } from '../../src/config/index.ts';
-import { createWarrant, type Warrant } from '../../src/warrant.ts';
+import { createWarrant, type Warrant, type WarrantOptions } from '../../src/warrant.ts';
 import { captureLogger, ADMIN_TOKEN } from './app.ts';
 import { createSchema, dropSchema, testDatabaseUrl, testRedisUrl } from './stores.ts';
 
@@ -38,6 +38,8 @@ export interface LifecycleOptions {
   sharedSandbox?: Sandbox;
   /** Reuse an existing data location (a second instance on the same store). */
   shared?: { dataDir?: string; pgSchema?: string; masterKey: string; providersFile: string };
+  /** Lifetimes of Warrant's authorization server (e.g. short access tokens, so clients refresh). */
+  authzTtl?: WarrantOptions['authzTtl'];
 }
 
 export async function startLifecycle(opts: LifecycleOptions = {}): Promise<LifecycleEnv> {
@@ -61,7 +63,7 @@ export async function startLifecycle(opts: LifecycleOptions = {}): Promise<Lifec
   };
   if (pgSchema && !opts.shared) await createSchema(pgSchema);
   const logs = captureLogger(opts.logLevel ?? 'warn');
-  const warrant = await createWarrant(loadConfig(env), { logger: logs.logger, notice: () => {}, scheduler: opts.scheduler ?? false });
+  const warrant = await createWarrant(loadConfig(env), { logger: logs.logger, notice: () => {}, scheduler: opts.scheduler ?? false, authzTtl: opts.authzTtl });
   await warrant.listen();
   async function connectTo(provider: string, owner = 'alice@example.com', scopes = ['items:read', 'items:write']): Promise<string> {
     const session = await warrant.connect.createSession({ provider, owner, scopes });

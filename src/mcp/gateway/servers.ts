@@ -65,6 +65,9 @@ function definitionOf(s: StoredServer, clientSecret: string | undefined): Provid
     },
     ...(as.authorization_response_iss_parameter_supported ? { authorization_response_iss_parameter_supported: true } : {}),
     resource: s.resource.resource,
+    // Its endpoints are the remote server's word, checked at registration only for their scheme:
+    // every IdP call connects through the SSRF guard (a name may resolve elsewhere by then).
+    endpoints_untrusted: true,
     // OpenID Connect servers grant a refresh token only for offline_access (OIDC Core §11).
     ...(as.scopes_supported?.includes('offline_access') ? { default_scopes: ['offline_access'] } : {}),
     refresh_token_rotation: true,
