@@ -61,7 +61,7 @@ describe('the SDK MCP client authenticates by itself against Warrant and calls t
     assert.ok(!scene.upstream.seenTokens.has(tokens.access_token));
 
     const tools = await client.listTools();
-    assert.deepEqual(tools.tools.map((t) => t.name), ['echo']);
+    assert.deepEqual(tools.tools.map((t) => t.name), ['echo', 'add']);
   });
 
   test('~20 s of tool calls: no auth failure, no re-authentication, about one upstream refresh per expiry, the client refreshes its own token', async () => {
