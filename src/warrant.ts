@@ -19,10 +19,16 @@ import { connectionRoutes } from './http/routes/connections.ts';
 import { connectRoutes } from './http/routes/connect.ts';
 import { auditRoutes } from './http/routes/audit.ts';
 import { agentRoutes } from './http/routes/agents.ts';
-import { createAgentService, type AgentService } from './agents/index.ts';
+import { reviewRoutes } from './http/routes/review.ts';
+import { createAgentService, createKeyInvalidations, createOffboarding, type AgentService, type KeyInvalidations, type Offboarding } from './agents/index.ts';
+import { ownerRoutes } from './http/routes/owners.ts';
+import { createScimUsers, scimRoutes } from './scim/index.ts';
 import { rawProxyRoute } from './http/routes/proxy.ts';
 import { agentTokenRoutes } from './http/routes/agent-tokens.ts';
 import { webhookRoutes } from './http/routes/webhooks.ts';
+import { rotationRoutes } from './http/routes/rotations.ts';
+import { adminKeyRoutes } from './http/routes/admin-keys.ts';
+import { createAdminKeys, type AdminKeys } from './admin/index.ts';
 import { authzRoutes, createAuthz, mcpServerResources, type Authz, type authzDefaults } from './authz/index.ts';
 import { createForwarder, createUpstreams, type Forwarder, type Upstreams } from './proxy/index.ts';
 import { createAuditQueue, type AuditQueue } from './events/index.ts';
@@ -31,7 +37,7 @@ import { createWarrantMcp, WARRANT_MCP_PATH, type WarrantMcp } from './mcp/index
 import { createGateway, type Gateway } from './mcp/gateway/index.ts';
 import { mcpServerRoutes } from './http/routes/mcp-servers.ts';
 import { createMemoryLocks, createPostgresLocks, createRedisLocks, withFallback, type Locks } from './locks/index.ts';
-import { createAuditLog, createEventBus, loadChainKey, type AuditLog, type ChainKey, type EventBus } from './events/index.ts';
+import { createAuditHmac, createAuditLog, createEventBus, loadChainKey, type AuditLog, type ChainKey, type EventBus } from './events/index.ts';
 import { createWebhooks, type Webhooks, type WebhooksOptions } from './events/index.ts';
 import {
   createClientResolver,
@@ -41,6 +47,8 @@ import {
   createReconnects,
   createScheduler,
   createTokenService,
+  createRotations,
+  type Rotations,
   type ConnectFlow,
   type ConnectionService,
   type Reconnects,
@@ -63,7 +71,13 @@ export interface Warrant {
   /** Re-connect links (single use, browser-bound, only while reauth_required) and confirmations. */
   reconnects: Reconnects;
   scheduler: Scheduler;
+  /** Rotation schedules: due credentials listed and rotated (`warrant rotate --due`, the scheduler). */
+  rotations: Rotations;
   agents: AgentService;
+  /** Offboarding owners (the admin API, `warrant owners offboard` and SCIM share this one). */
+  offboarding: Offboarding;
+  /** Carries agent-key revocations to every instance's key cache (Redis and/or the store). */
+  keyInvalidations: KeyInvalidations;
   forwarder: Forwarder;
   upstreams: Upstreams;
   /** Batched audit writes of proxied calls; refuses calls while the audit cannot be written. */
@@ -78,6 +92,8 @@ export interface Warrant {
   mcp: WarrantMcp;
   /** The MCP gateway: /mcp/{server} in front of registered remote MCP servers. */
   gateway: Gateway;
+  /** Scoped admin keys (read / operate / admin) beside the admin token. */
+  adminKeys: AdminKeys;
   /**
    * Set by listen() on the first start without WARRANT_ADMIN_TOKEN, once the port is bound:
    * shown once, never stored in the clear.
@@ -101,7 +117,7 @@ export interface WarrantOptions {
   now?: () => number;
   /** Called once with a message for the operator's eyes (key generated, admin token …). */
   notice?: (message: string) => void;
-  /** Run the refresh-ahead scheduler after listen() (default true). */
+  /** Run the refresh-ahead scheduler and the orphan sweep after listen() (default true). */
   scheduler?: boolean;
   /** Environment for `${env:NAME}` references in provider definitions (default process.env). */
   env?: NodeJS.ProcessEnv;
@@ -227,11 +243,22 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     idpTimeoutMs: config.idpTimeoutMs,
   });
   const reconnects = createReconnects({ store, flow: connect, catalog, audit, bus, clock, logger, timing });
-  const agents = createAgentService({ store, audit, bus, clock, logger });
-  const authz = createAuthz({ store, agents, logger, now, publicUrl: config.publicUrl, ttl: opts.authzTtl });
+  const keyInvalidations = createKeyInvalidations({ store, redisUrl: config.redisUrl, logger, now });
+  const agents = createAgentService({
+    store, audit, bus, clock, logger, invalidations: keyInvalidations,
+    locks, orphans: { idleDays: config.agentIdleDays, policy: config.orphanPolicy },
+  });
+  const offboarding = createOffboarding({ store, audit, bus, clock, logger, agents, connections });
+  const adminKeys = createAdminKeys({ store, audit, bus, clock, logger });
+  const authz = createAuthz({
+    store, agents, logger, now, publicUrl: config.publicUrl, ttl: opts.authzTtl,
+    audit: async (entry) => bus.publish(await audit.append(entry)),
+    outbound: { allowedNetworks: config.mcpAllowedNetworks, allowInsecureHttp: config.allowInsecureHttp, timeoutMs: config.idpTimeoutMs },
+    enterprise: { idps: config.enterpriseIdps, jwksTimeoutMs: config.idpTimeoutMs, audit: async (entry) => bus.publish(await audit.append(entry)) },
+  });
   const auditQueue = createAuditQueue({ audit, logger });
   const upstreams = createUpstreams();
-  const forwarder = createForwarder({ store, catalog, tokens, upstreams, auditQueue, logger });
+  const forwarder = createForwarder({ store, catalog, tokens, upstreams, auditQueue, logger, auditHmac: createAuditHmac(chain.key) });
   const authenticate = (bearer: string | undefined) => agents.authenticate(bearer);
   const limits = createLimits({
     settings: {
@@ -257,29 +284,45 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
   });
   const mcp = createWarrantMcp({ publicUrl: config.publicUrl, store, catalog, forwarder, connect, audit, auditQueue, bus, limits, logger, authenticateAgent: authenticate, chainKey: chain.key, verifyAccessToken: authz.verifyAccessToken, accessTokenResource: () => authz.resourceUrl(WARRANT_MCP_PATH) });
   const gateway = createGateway({
-    publicUrl: config.publicUrl, issuer: () => authz.issuer, store, catalog, tokens, audit, auditQueue, bus, logger, now,
+    publicUrl: config.publicUrl, issuer: () => authz.issuer, store, catalog, tokens, clients, connections, audit, auditQueue, bus, logger, now,
     verifyAccessToken: authz.verifyAccessToken, reconnectLink: async (id) => (await reconnects.link(id)).url, chainKey: chain.key,
+    stepUpLink: async (id, scopes) => {
+      const row = await store.connections.get(id);
+      return row ? (await connect.createSession({ provider: row.provider, environment: row.environment, owner: row.owner, scopes, params: JSON.parse(row.params) as Record<string, string> })).connect_url : undefined;
+    },
+    clientMetadataUrl: config.clientMetadataUrl,
     allowedNetworks: config.mcpAllowedNetworks, allowInsecureHttp: config.allowInsecureHttp, redirectPerProvider: config.redirectPerProvider, timeoutMs: config.idpTimeoutMs,
   });
   await gateway.load();
   // Tokens for /mcp/{name} only where a server is registered under that name.
   authz.resources.add(mcpServerResources((name) => gateway.servers.has(name)));
-  const expiry = createExpiryNotices({ store, catalog, audit, bus, clock, logger });
-  const scheduler = createScheduler({ store, tokens, clock, logger, intervalMs: config.schedulerIntervalMs, expiry });
+  const expiry = createExpiryNotices({ store, catalog, audit, bus, clock, logger, rotateRefreshTokenMs: config.rotation.refreshTokenDays * 86_400_000 });
+  const rotations = createRotations({ store, catalog, tokens, clients, locks, audit, bus, clock, logger, settings: config.rotation, env: opts.env, expiry });
+  const scheduler = createScheduler({ store, tokens, clock, logger, intervalMs: config.schedulerIntervalMs, expiry, rotations, rotationCheckIntervalMs: defaults.rotationCheckIntervalMs });
   const app = await buildApp({
     logger,
     metrics,
     catalog,
     ping: () => store.ping(),
     verifyAdminToken: (token) => adminTokens.verify(token),
+    // An admin key (`wak_…`), else the admin token.
+    authenticateAdmin: async (token) => (adminKeys.looksLikeKey(token) && (await adminKeys.authenticate(token))) || adminTokens.verify(token),
     metricsToken: config.metricsToken,
     routes: [
       connectionRoutes(connections),
       connectRoutes(connect, reconnects),
       auditRoutes(audit),
       agentRoutes(agents),
+      reviewRoutes(agents),
+      ownerRoutes(offboarding),
+      // SCIM 2.0 at /scim/v2 only with WARRANT_SCIM_TOKEN (unset: 404); it offboards through the same service.
+      ...(config.scimToken
+        ? [scimRoutes({ users: createScimUsers({ store, audit, bus, clock, offboard: (owner, actor) => offboarding.offboard(owner, actor) }), token: config.scimToken, publicUrl: config.publicUrl })]
+        : []),
       agentTokenRoutes({ tokens, auditQueue, authenticate, limits }),
       webhookRoutes(webhooks),
+      rotationRoutes(rotations),
+      adminKeyRoutes(adminKeys),
       authzRoutes(authz.loginCodes, authz.headless),
       mcp.routes,
       gateway.routes,
@@ -316,7 +359,10 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     connect,
     reconnects,
     scheduler,
+    rotations,
     agents,
+    offboarding,
+    keyInvalidations,
     forwarder,
     upstreams,
     auditQueue,
@@ -325,6 +371,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     authz,
     mcp,
     gateway,
+    adminKeys,
     get generatedAdminToken() {
       return generatedAdminToken;
     },
@@ -335,7 +382,9 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
       if (admin.kind === 'generated') generatedAdminToken = admin.token;
       if (admin.kind === 'stored') notice(ADMIN_TOKEN_STORED_NOTICE);
       if (opts.scheduler !== false) scheduler.start();
+      if (opts.scheduler !== false) agents.orphanSweep.start();
       if (opts.webhooks !== false) webhooks.start();
+      await keyInvalidations.start();
       return address;
     },
     async close(closeOpts = {}) {
@@ -349,8 +398,10 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
       const [requestsDone] = await Promise.all([
         shutdown.step('http requests', () => app.close(), deadline, () => `http requests (${inFlight()} in flight)`),
         shutdown.step('scheduler tick', () => scheduler.stop(), deadline),
+        shutdown.step('orphan sweep', () => agents.orphanSweep.stop(), deadline),
         shutdown.step('webhook worker', () => webhooks.stop(), deadline),
         shutdown.step('agent bookkeeping', () => agents.settle(), deadline),
+        shutdown.step('key invalidations', () => keyInvalidations.stop(), deadline),
         shutdown.step('authz sweep', () => authz.close(), deadline),
       ]);
       if (!requestsDone) app.server.closeAllConnections();

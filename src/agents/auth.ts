@@ -4,7 +4,7 @@ import { hashSecret } from '../crypto/index.ts';
 import { WarrantError } from '../errors/index.ts';
 import type { AgentsRepo } from './repo.ts';
 import { DUMMY_KEY_HASH, parseApiKey } from './keys.ts';
-import { authenticatedAgentOf, type AuthenticatedAgent } from './view.ts';
+import { authenticatedAgentOf, scopeList, type AuthenticatedAgent } from './view.ts';
 
 // Agent authentication runs on every proxied request, so its hot path is in memory: a cache
 // keyed by key id holds the stored hash, the agent and its grants for `cacheTtlMs`. A hit
@@ -48,7 +48,9 @@ const KNOWN_IDS_FULL_SYNC_MS = 10 * 60_000;
 interface Entry {
   /** The stored hash's bytes; undefined when it is not a canonical base64url hash (it then matches nothing). */
   keyHash: Buffer | undefined;
-  status: 'active' | 'revoked';
+  status: 'active' | 'suspended' | 'revoked';
+  /** While suspended: why (orphan reasons, or `admin`). */
+  suspendedReasons: string[];
   expiresAt: number | null;
   agent: AuthenticatedAgent;
   loadedAt: number;
@@ -70,6 +72,13 @@ function sameHash(presented: Buffer, stored: Buffer | undefined): boolean {
 }
 
 const unauthenticated = (detail: string) => new WarrantError('agent_unauthenticated', detail);
+/** Told only to a caller holding the agent's right key: what happened and who can undo it. */
+const suspended = (agentId: string, reasons: string[]) =>
+  new WarrantError(
+    'agent_suspended',
+    `the agent is suspended (${reasons.join(', ') || 'admin'}); an admin can reactivate it with PATCH /v1/agents/${agentId} {"status":"active"} once its owner confirms it is still needed`,
+    { agent: agentId, reasons },
+  );
 // One message for a wrong secret and an unknown key id: the answer must not tell them apart.
 const INVALID = 'the API key is not valid';
 
@@ -124,6 +133,7 @@ export function createAgentAuthenticator(deps: {
     const entry: Entry = {
       keyHash: hashBytes(row.key_hash),
       status: row.status,
+      suspendedReasons: row.status === 'suspended' ? scopeList(row.suspended_reasons ?? '[]') : [],
       expiresAt: row.expires_at,
       agent: authenticatedAgentOf(row, grants),
       loadedAt: clock.now(),
@@ -162,7 +172,8 @@ export function createAgentAuthenticator(deps: {
   return {
     /**
      * Verifies an agent's API key (`wrt_…`, the bearer token) and returns the agent with its
-     * grants. Missing, malformed, unknown, wrong, revoked or expired → `agent_unauthenticated`.
+     * grants. Missing, malformed, unknown, wrong, revoked or expired → `agent_unauthenticated`;
+     * suspended → `agent_suspended` (403).
      * Whether an agent is revoked or expired is only told to a caller holding its right key.
      */
     async authenticate(bearer: string | undefined): Promise<AuthenticatedAgent> {
@@ -179,6 +190,7 @@ export function createAgentAuthenticator(deps: {
       if (!sameHash(presented, entry.keyHash)) throw unauthenticated(INVALID);
       const now = clock.now();
       if (entry.status === 'revoked') throw unauthenticated('the agent is revoked');
+      if (entry.status === 'suspended') throw suspended(entry.agent.id, entry.suspendedReasons);
       if (entry.expiresAt !== null && entry.expiresAt <= now) {
         throw unauthenticated(`the agent expired at ${new Date(entry.expiresAt).toISOString()}`);
       }

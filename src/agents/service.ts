@@ -7,6 +7,11 @@ import { createAgentAuthenticator, type AgentAuthOptions } from './auth.ts';
 import { mintApiKey } from './keys.ts';
 import { createAgentsRepo, type AgentStatusFilter } from './repo.ts';
 import { createShares, createSharesRepo } from './shares.ts';
+import { createAgentUpdate, type UpdateAgentInput } from './update.ts';
+import { createOrphanSweep, type OrphanSweepOptions } from './orphans.ts';
+import { createScopeReview } from './review.ts';
+import type { Locks } from '../locks/index.ts';
+import type { KeyInvalidations } from './invalidation.ts';
 import { scopeList, viewOf, type AgentView } from './view.ts';
 
 /** Every option of the agent service and its default. */
@@ -38,6 +43,15 @@ export interface AgentServiceDeps {
   clock: { now(): number };
   logger: Logger;
   options?: Partial<typeof agentDefaults>;
+  /**
+   * Carries key invalidations to the other instances (invalidation.ts): a revocation made here
+   * stops the key there too, within a second, not when their cache entry ages out.
+   */
+  invalidations?: Pick<KeyInvalidations, 'publish' | 'subscribe'>;
+  /** The orphan sweep's lock (orphans.ts): spares instances the same scan. */
+  locks?: Pick<Locks, 'withLock'>;
+  /** WARRANT_AGENT_IDLE_DAYS, WARRANT_ORPHAN_POLICY and the sweep's pace (orphans.ts). */
+  orphans?: Partial<OrphanSweepOptions>;
 }
 
 export function createAgentService(deps: AgentServiceDeps) {
@@ -46,7 +60,26 @@ export function createAgentService(deps: AgentServiceDeps) {
   const repo = createAgentsRepo(store.db);
   const auth = createAgentAuthenticator({ repo, clock, logger: deps.logger, options });
   const sharesRepo = createSharesRepo(store.db);
-  const shares = createShares({ store, audit, bus, clock, repo: sharesRepo, invalidate: auth.invalidate });
+  // What another instance invalidated (or this one, echoed back): dropped here too.
+  deps.invalidations?.subscribe((keyIds) => (keyIds ? keyIds.forEach((k) => auth.invalidate(k)) : auth.invalidate()));
+  /** Drops keys here at once and announces it to every instance; resolves once announced. */
+  async function dropKeys(keyIds: string[]): Promise<void> {
+    for (const k of keyIds) auth.invalidate(k);
+    await deps.invalidations?.publish(keyIds);
+  }
+  /** `dropKeys` without waiting for the announcement (or every key, here only). */
+  function invalidateEverywhere(keyId?: string): void {
+    auth.invalidate(keyId);
+    if (keyId !== undefined) void dropKeys([keyId]);
+  }
+  const shares = createShares({ store, audit, bus, clock, repo: sharesRepo, invalidate: invalidateEverywhere });
+  const updater = createAgentUpdate({ store, audit, bus, clock, repo, invalidate: (keyId) => dropKeys([keyId]) });
+  const orphanSweep = createOrphanSweep({
+    store, audit, bus, clock, logger: deps.logger, repo, locks: deps.locks, options: deps.orphans,
+    invalidate: (keyId) => dropKeys([keyId]),
+  });
+  const idleMs = orphanSweep.options.idleDays * 86_400_000;
+  const scopeReview = createScopeReview({ db: store.db, dialect: store.dialect, repo, clock });
 
   async function viewsOf(rows: AgentRow[], trx?: Db): Promise<AgentView[]> {
     const grants = await repo.grantsOf(
@@ -106,8 +139,10 @@ export function createAgentService(deps: AgentServiceDeps) {
 
   return {
     authenticate: auth.authenticate,
-    /** Drops cached keys; the next call reads the store. */
-    invalidate: auth.invalidate,
+    /** Drops cached keys, on every instance; the next call reads the store. */
+    invalidate: invalidateEverywhere,
+    /** Drops these keys on every instance; resolves once the other instances were told (offboarding.ts). */
+    dropKeys,
     /** Waits for in-flight last_used_at writes (call before closing the store). */
     settle: auth.settle,
     /** Cross-owner allowances: a connection's owner lets another owner's agents be granted it. */
@@ -128,10 +163,10 @@ export function createAgentService(deps: AgentServiceDeps) {
       const id = randomToken(12, 'agt_');
       const key = mintApiKey();
       const { row, grantRows, entries } = await store.transaction(async (trx) => {
-        const owner = await store.owners.get(input.owner, trx);
-        if (owner?.status === 'offboarded') throw new WarrantError('conflict', `owner ${input.owner} is offboarded`, { owner: input.owner });
+        // Locked until commit: an offboarding running now either finds this agent or is seen here.
+        const owner = await store.owners.claim(input.owner, now, trx);
+        if (owner.status === 'offboarded') throw new WarrantError('conflict', `owner ${input.owner} is offboarded`, { owner: input.owner });
         const grants = await checkGrants(input.grants, input.owner, trx, opts.oauthClient);
-        await store.owners.ensure(input.owner, now, trx);
         const row: AgentRow = {
           id,
           name,
@@ -144,6 +179,9 @@ export function createAgentService(deps: AgentServiceDeps) {
           created_at: now,
           revoked_at: null,
           oauth_client: opts.oauthClient ?? null,
+          orphaned_at: null,
+          suspended_at: null,
+          suspended_reasons: null,
         };
         const grantRows: GrantRow[] = grants.map((g) => ({
           id: randomToken(12, 'gnt_'),
@@ -180,21 +218,37 @@ export function createAgentService(deps: AgentServiceDeps) {
     },
 
     /**
-     * Agents that are not revoked but have lost their reason to exist, each with its
-     * `orphan_reasons`: `owner_offboarded`, `no_usable_connection` (every grant's connection is
-     * gone, revoked or reauth_required), `expired` (past expires_at, never revoked).
+     * Agents that are not revoked (active or suspended) but have lost their reason to exist, each
+     * with its `orphan_reasons`: `owner_offboarded`, `owner_unknown` (no owner record),
+     * `no_usable_connection` (every grant's connection is gone, revoked or reauth_required),
+     * `expired` (past expires_at, never revoked), `idle` (no authenticated request for
+     * WARRANT_AGENT_IDLE_DAYS). The sweep (`orphanSweep`, orphans.ts) announces each once.
      */
     async orphaned(filter: { owner?: string; limit?: number } = {}): Promise<AgentView[]> {
-      const rows = await repo.orphans(filter, clock.now());
+      const rows = await repo.orphans({ ...filter, idleMs }, clock.now());
       const views = await viewsOf(rows);
       return views.map((v, i) => ({ ...v, orphan_reasons: rows[i]!.reasons }));
     },
 
     /**
-     * Revokes the agent: its key stops working at once on this instance, within the cache TTL
-     * on others. Idempotent: revoking a revoked agent answers its view again (200), with the
+     * Revokes the agent: its key stops working at once on this instance, within a second on
+     * others (invalidation.ts; the cache TTL is the bound only while the store and Redis are away). Idempotent: revoking a revoked agent answers its view again (200), with the
      * first revocation's time, and writes no second audit entry.
      */
+    /** Announces orphans (`agent.orphaned`) and applies WARRANT_ORPHAN_POLICY; started by Warrant's listen(). */
+    orphanSweep,
+
+    /** GET /v1/review/scopes (review.ts): granted vs used per agent and grant over a window, with narrower grants suggested. */
+    reviewScopes: scopeReview.review,
+
+    /**
+     * PATCH /v1/agents/{id} (update.ts): narrows grants in place (same key, same grant ids) and
+     * suspends or reactivates; widening is refused. The key cache is dropped on every instance.
+     */
+    async update(id: string, input: UpdateAgentInput, actor = 'admin'): Promise<AgentView> {
+      return (await viewsOf([await updater.update(id, input, actor)]))[0]!;
+    },
+
     async revoke(id: string, actor = 'admin'): Promise<AgentView> {
       const now = clock.now();
       const { row, entries } = await store.transaction(async (trx) => {
@@ -206,7 +260,7 @@ export function createAgentService(deps: AgentServiceDeps) {
         );
         return { row: { ...row, status: 'revoked' as const, revoked_at: now }, entries };
       });
-      auth.invalidate(row.key_id);
+      await dropKeys([row.key_id]);
       bus.publish(entries);
       return (await viewsOf([row]))[0]!;
     },

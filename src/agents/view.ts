@@ -11,13 +11,14 @@ export interface GrantView {
 
 /**
  * What the API shows of an agent: never its key nor the key's hash. `status` is computed:
- * an active agent past its `expires_at` shows as `expired`.
+ * an active agent past its `expires_at` shows as `expired`. A suspended agent (agents/orphans.ts,
+ * `PATCH /v1/agents/{id}`) also shows since when and why.
  */
 export interface AgentView {
   id: string;
   name: string;
   owner: string;
-  status: 'active' | 'expired' | 'revoked';
+  status: 'active' | 'expired' | 'suspended' | 'revoked';
   /** Not secret: the lookup part of the key (`wrt_<key_id>_…`), to tell which agent a key belongs to. */
   key_id: string;
   expires_at: string | null;
@@ -26,6 +27,10 @@ export interface AgentView {
   revoked_at: string | null;
   grants: GrantView[];
   orphan_reasons?: OrphanReason[];
+  /** Only while suspended. */
+  suspended_at?: string;
+  /** Only while suspended: orphan reasons, or `admin`. */
+  suspended_reasons?: string[];
 }
 
 /** The identity the proxy and the agent API work with, after `authenticate()`. Frozen: shared from the cache. */
@@ -62,13 +67,16 @@ export function viewOf(row: AgentRow, grants: GrantRow[], now: number): AgentVie
     id: row.id,
     name: row.name,
     owner: row.owner,
-    status: row.status === 'revoked' ? 'revoked' : isExpired(row, now) ? 'expired' : 'active',
+    status: row.status === 'revoked' ? 'revoked' : row.status === 'suspended' ? 'suspended' : isExpired(row, now) ? 'expired' : 'active',
     key_id: row.key_id,
     expires_at: iso(row.expires_at),
     created_at: new Date(row.created_at).toISOString(),
     last_used_at: iso(row.last_used_at),
     revoked_at: iso(row.revoked_at),
     grants: grants.map((g) => ({ connection: g.connection_id, scopes: scopeList(g.scopes), token_export: Number(g.token_export) === 1 })),
+    ...(row.status === 'suspended' && row.suspended_at !== null
+      ? { suspended_at: new Date(Number(row.suspended_at)).toISOString(), suspended_reasons: scopeList(row.suspended_reasons ?? '[]') }
+      : {}),
   };
 }
 

@@ -4,4 +4,4 @@ export { createAuthz, issuerFor, type Authz, type AuthzDeps } from './server.ts'
 export { authzRoutes } from './routes.ts';
 export { authzDefaults, authzPaths } from './options.ts';
 export { createResources, warrantResources, mcpServerResources, builtInScopes, type Resources, type ResourceInfo, type ResourceMatcher } from './resources.ts';
-export { createAccessTokenVerifier, type VerifiedAccessToken, type VerifyAccessToken } from './verify.ts';
+export { createAccessTokenVerifier, TokenRefusal, type TokenRefusalReason, type VerifiedAccessToken, type VerifyAccessToken } from './verify.ts';

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { safeEqual } from '../crypto/index.ts';
 import type { OwnersRepo } from '../store/index.ts';
 import type { ClientAgents } from './agents.ts';
+import { documentHost } from './cimd.ts';
 import type { LoginCodes } from './login-codes.ts';
 import { authzPaths } from './options.ts';
 import { consentPage, loginPage, sendPage } from './pages.ts';
@@ -86,8 +87,11 @@ export function createInteractions(deps: InteractionDeps) {
     const client = await provider.Client.find(String(params.client_id));
     const base = `${authzPaths.interaction}/${encodeURIComponent(uid)}`;
     const csrf = csrfOf(uid);
+    // A metadata document client (cimd.ts) is known by the host that publishes it, whatever name it gives.
+    const publisher = documentHost(client);
     if (prompt.name === 'login' || !session?.accountId) {
-      const html = loginPage({ action: `${base}/login`, csrf, clientName: client?.clientName ?? String(params.client_id), owner: error?.owner, error: error?.message });
+      const name = client?.clientName ?? String(params.client_id);
+      const html = loginPage({ action: `${base}/login`, csrf, clientName: publisher ? `${name} (${publisher})` : name, owner: error?.owner, error: error?.message });
       return sendPage(res, error?.status ?? 200, 'Sign in to Warrant', html);
     }
     const html = consentPage({
@@ -98,6 +102,7 @@ export function createInteractions(deps: InteractionDeps) {
       clientId: String(params.client_id),
       clientName: client?.clientName,
       clientUri: client?.clientUri,
+      publisher,
       // The device flow (RFC 8628) sends nothing back: the device polls for its tokens.
       redirectUri: typeof params.redirect_uri === 'string' ? params.redirect_uri : 'nowhere: the device that showed you the code polls for its tokens',
       scopes: typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : [],
@@ -123,7 +128,9 @@ export function createInteractions(deps: InteractionDeps) {
     const client = await provider.Client.find(clientId);
     if (!client) throw new FormError(400, 'the client is gone');
     // The client becomes (or stays) an agent of the owner before the grant exists.
-    await clientAgents.ensure({ clientId, name: client.clientName }, owner);
+    const publisher = documentHost(client);
+    const name = publisher ? (client.clientName ? `${client.clientName.slice(0, 40)} (${publisher})` : publisher) : client.clientName;
+    const agentId = await clientAgents.ensure({ clientId, name }, owner);
     const grant = (grantId ? await provider.Grant.find(grantId) : undefined) ?? new provider.Grant({ accountId: owner, clientId });
     const d = prompt.details as ConsentDetails;
     if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
@@ -132,6 +139,9 @@ export function createInteractions(deps: InteractionDeps) {
     // A resource asked with no scope is granted all the same (its token has no scope).
     for (const r of asList(params.resource)) if (!grant.resources?.[r]) grant.addResourceScope(r, '');
     const saved = await grant.save();
+    // Remembered for the owner's next browser sessions (provider.ts, loadExistingGrant): all this grant holds.
+    const resources = Object.fromEntries(Object.entries(grant.resources ?? {}).map(([r, scopes]) => [r, scopes.split(' ').filter(Boolean)]));
+    await clientAgents.remember(clientId, owner, agentId, { scopes: (grant.openid?.scope ?? '').split(' ').filter(Boolean), resources });
     await provider.interactionFinished(req, res, { consent: { grantId: saved } }, { mergeWithLastSubmission: true });
   }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { Vault } from '../store/index.ts';
 
 // The authorization server's signing keys and cookie keys: generated once, sealed by the vault,
@@ -30,4 +30,18 @@ export async function loadOrCreateKeys(vault: Pick<Vault, 'get' | 'putIfAbsent'>
   const winner = await vault.get(key);
   if (winner === undefined) throw new Error('authz keys vanished right after being stored');
   return JSON.parse(winner) as AuthzKeys;
+}
+
+/**
+ * The key Warrant's own access tokens are signed with outside oidc-provider (token exchange,
+ * ID-JAG grants): the RS256 signing key oidc-provider uses, so one verifier accepts them all.
+ */
+export function accessTokenSigner(keys: AuthzKeys): () => Promise<{ key: CryptoKey | Uint8Array; kid?: string }> {
+  let loaded: Promise<{ key: CryptoKey | Uint8Array; kid?: string }> | undefined;
+  return () =>
+    (loaded ??= (async () => {
+      const jwk = keys.jwks.keys.find((k: JWK) => k.kty === 'RSA' && (k.alg ?? 'RS256') === 'RS256' && (k.use ?? 'sig') === 'sig');
+      if (!jwk) throw new Error('the authorization server has no RS256 signing key');
+      return { key: (await importJWK(jwk, 'RS256')) as CryptoKey | Uint8Array, kid: jwk.kid };
+    })());
 }

@@ -20,12 +20,38 @@ export const authzDefaults = {
   clientUnusedMs: 90 * 86_400_000,
   /** RFC 8628 §3.2 `interval`: seconds between a device's polls; faster gets `slow_down`. */
   devicePollIntervalSeconds: 5,
+  /** Identity Assertion JWT Authorization Grants from enterprise IdPs (id-jag.ts, SEP-990). */
+  idJag: {
+    /** Leeway on the assertion's `exp` and `iat`, for clocks a little apart. */
+    clockSkewSeconds: 30,
+    /** Longest `exp - iat` accepted (IdPs issue ID-JAGs for minutes); also bounds the replay store. */
+    maxLifetimeSeconds: 3600,
+    /** Longest `assertion` read. */
+    maxAssertionLength: 16_384,
+  },
   /** Owner login codes (login-codes.ts). */
   loginCodeTtlSeconds: 600,
   /** Expired rows are kept this long (so "expired" differs from "unknown"), then swept. */
   sweepRetentionMs: 10 * 60_000,
   sweepIntervalMs: 5 * 60_000,
   sweepBatch: 500,
+  /** Client ID Metadata Documents (cimd.ts): a client_id that is an https URL, fetched through the SSRF guard. */
+  clientIdMetadataDocument: {
+    /** The draft's suggested cap (§4): a client's metadata is a few hundred bytes. */
+    bodyLimitBytes: 5 * 1024,
+    /** The document's Cache-Control max-age (or Expires) is clamped to these bounds, in seconds. */
+    cacheSeconds: { min: 60, max: 86_400 },
+    /** Longest client_id URL fetched (it becomes an agent's oauth_client and a token's client_id). */
+    maxUrlLength: 2000,
+    /** A URL whose document could not be used is refused without a new fetch this long (seconds), per instance. */
+    failureSeconds: 30,
+    /** How many such URLs each instance remembers. */
+    failureEntries: 1000,
+  },
+  /** Deadline (ms) of each fetch the authorization server makes (metadata documents, a client's jwks_uri), body included. */
+  outboundTimeoutMs: 2000,
+  /** Cap of the other documents it may fetch (a client's jwks_uri, sector_identifier_uri). */
+  outboundBodyLimitBytes: 64 * 1024,
 };
 
 /** Paths of the authorization server; `/oauth/…` is the upstream connect callback, not this. */

@@ -79,25 +79,36 @@ export interface ConsentView {
   clientId: string;
   clientName?: string;
   clientUri?: string;
+  /** The host that published the client's metadata document (its client_id URL): verified, unlike its name. */
+  publisher?: string;
   redirectUri: string;
   scopes: string[];
   resources: string[];
 }
 
-export function consentPage(v: ConsentView): string {
-  let host = '';
-  if (v.clientUri) {
-    try {
-      host = new URL(v.clientUri).host;
-    } catch {
-      host = '';
-    }
+const hostOf = (uri: string | undefined): string => {
+  try {
+    return uri ? new URL(uri).host : '';
+  } catch {
+    return '';
   }
+};
+
+export function consentPage(v: ConsentView): string {
+  const host = hostOf(v.clientUri);
+  // A name is whatever the client says; the publisher is the host Warrant fetched the description from.
+  const back = hostOf(v.redirectUri);
+  const loopback = /^(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(back);
+  const published = v.publisher
+    ? `<dt>Published by</dt><dd><b>${escapeHtml(v.publisher)}</b> (Warrant read this application's description at its client id)</dd>` +
+      (back && !loopback && back !== v.publisher ? `<dd class="err">It sends you back to <b>${escapeHtml(back)}</b>, another host than the one that published it.</dd>` : '')
+    : '';
   const hidden = `<input type="hidden" name="csrf" value="${escapeHtml(v.csrf)}">`;
   const list = (xs: string[]) => (xs.length ? xs.map((x) => `<code>${escapeHtml(x)}</code>`).join(' ') : '<i>none</i>');
   return (
     `<h1>Allow access?</h1><p>Signed in as <b>${escapeHtml(v.owner)}</b>.</p><dl>` +
-    `<dt>Application</dt><dd>${escapeHtml(v.clientName ?? v.clientId)}${host ? ` (${escapeHtml(host)})` : ''} — client id <code>${escapeHtml(v.clientId)}</code></dd>` +
+    `<dt>Application</dt><dd>${escapeHtml(v.clientName ?? v.clientId)}${host && !v.publisher ? ` (${escapeHtml(host)})` : ''} — client id <code>${escapeHtml(v.clientId)}</code></dd>` +
+    published +
     `<dt>Sends you back to</dt><dd><code>${escapeHtml(v.redirectUri)}</code></dd>` +
     `<dt>Scopes</dt><dd>${list(v.scopes)}</dd>` +
     `<dt>Resource</dt><dd>${list(v.resources)}</dd></dl>` +

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Store } from '../store/index.ts';
 import { createStoreAdapter, touchClient } from './adapter.ts';
 import type { ClientAgents } from './agents.ts';
+import { documentFeature, fetchBodyLimits, outboundFetch, rememberFailedDocuments } from './cimd.ts';
 import type { AuthzKeys } from './keys.ts';
 import { authzDefaults, authzPaths } from './options.ts';
 import { deviceConfirmSource, deviceInputSource, deviceSuccessSource, renderErrorPage } from './pages.ts';
@@ -11,6 +12,9 @@ import { OWNER_METADATA } from './headless.ts';
 import type { Resources } from './resources.ts';
 import { checkRegistration } from './registration.ts';
 import { registerTokenExchange, type TokenExchangeDeps } from './token-exchange.ts';
+import { registerIdJag, type IdJagDeps } from './id-jag.ts';
+import { registerJwtIntrospection } from './introspection.ts';
+import type { VerifyAccessToken } from './verify.ts';
 
 // Warrant's own OAuth 2.1 authorization server: oidc-provider, configured once, here.
 
@@ -25,7 +29,13 @@ export interface AuthzProviderDeps {
   now: () => number;
   ttl?: Partial<typeof authzDefaults.ttlSeconds>;
   /** RFC 8693 token exchange (token-exchange.ts): how subject tokens are checked. */
-  tokenExchange?: Pick<TokenExchangeDeps, 'authenticateAgent' | 'verifyAccessToken'>;
+  tokenExchange?: Pick<TokenExchangeDeps, 'authenticateAgent' | 'verifyAccessToken' | 'audit'>;
+  /** Enterprise-managed authorization (SEP-990, id-jag.ts): the IdPs trusted; none, no grant. */
+  idJag?: Pick<IdJagDeps, 'idps' | 'audit' | 'jwksTimeoutMs'>;
+  /** Every fetch the server makes (client metadata documents, a client's jwks_uri): Warrant's SSRF-guarded fetch. */
+  guardedFetch: typeof fetch;
+  /** RFC 7662 for Warrant's JWT access tokens at the introspection endpoint (introspection.ts); unset, oidc-provider refuses JWTs. */
+  verifyAccessToken?: VerifyAccessToken;
 }
 
 /** The owner an admin bound a headless client to, if it is one. */
@@ -38,10 +48,29 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
   const { resources, clientAgents, store } = deps;
   const ttl = { ...authzDefaults.ttlSeconds, ...deps.ttl };
 
-  // Consent is asked once per client and owner, whatever the scopes: consenting is what makes the
-  // client an agent of the owner, so a client without an active agent of this owner always asks.
+  // Consent is asked once per client and owner: consenting is what makes the client an agent of the
+  // owner, so a client without an active agent of this owner always asks; one with an agent asks only
+  // for scopes or resources the owner has not allowed it yet (loadExistingGrant below).
   const policy = interactionPolicy.base();
-  policy.get('consent')!.checks.add(
+  const consentChecks = policy.get('consent')!.checks;
+  // RFC 8252 §8.6: a native client's identity cannot be assured (its client_id and loopback redirect
+  // can be claimed by another app), so none of its authorizations completes without the owner at the
+  // browser: oidc-provider asks consent every time. Signing in within this very request is that
+  // interaction too (the sign-in page names the client), so an owner who allowed the client before
+  // and signs in from a new browser sees no consent page; with a live session, the consent page shows.
+  const nativeAt = consentChecks.findIndex((c) => c.reason === 'native_client_prompt');
+  consentChecks.remove('native_client_prompt');
+  consentChecks.add(
+    new interactionPolicy.Check('native_client_prompt', 'native clients require End-User interaction', 'interaction_required', (ctx) => {
+      const { oidc } = ctx;
+      if (oidc.client?.applicationType !== 'native' || oidc.params?.response_type === 'none' || oidc.result?.consent || oidc.result?.login) {
+        return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+      }
+      return interactionPolicy.Check.REQUEST_PROMPT;
+    }),
+    nativeAt === -1 ? consentChecks.length : nativeAt,
+  );
+  consentChecks.add(
     new interactionPolicy.Check('warrant_agent_missing', 'the owner has not consented to this client', async (ctx) => {
       const accountId = ctx.oidc.session?.accountId;
       const clientId = ctx.oidc.client?.clientId;
@@ -49,6 +78,47 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
       return (await clientAgents.activeAgentOf(clientId, accountId)) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT;
     }),
   );
+
+  /**
+   * The grant an authorization starts from. oidc-provider keeps one per browser session (the
+   * default: the session's own, or the one consent just saved); Warrant adds to it, or to a new one
+   * when the session has none, what this request asks AND the owner allowed this client before, in
+   * any session (agents.ts `consentOf`, only while the client's agent of the owner is active), never
+   * more: what is asked beyond it stays missing from the grant, so the consent prompt shows for it.
+   */
+  async function loadGrant(ctx: KoaContextWithOIDC) {
+    const { oidc } = ctx;
+    const clientId = oidc.client?.clientId;
+    const accountId = oidc.account?.accountId ?? oidc.session?.accountId;
+    if (!clientId || !accountId) return undefined;
+    const justConsented = oidc.result?.consent?.grantId;
+    if (typeof justConsented === 'string') return oidc.provider.Grant.find(justConsented);
+    const own = oidc.session?.grantIdFor(clientId);
+    const existing = own ? await oidc.provider.Grant.find(own) : undefined;
+    const consent = await clientAgents.consentOf(clientId, accountId);
+    if (!consent) return existing;
+    const grant = existing ?? new oidc.provider.Grant({ accountId, clientId });
+    let added = false;
+    const granted = new Set(grant.getOIDCScope().split(' '));
+    const oidcScopes = [...oidc.requestParamOIDCScopes].filter((s) => consent.scopes.includes(s) && !granted.has(s));
+    if (oidcScopes.length) {
+      grant.addOIDCScope(oidcScopes.join(' '));
+      added = true;
+    }
+    for (const [indicator, rs] of Object.entries(oidc.resourceServers ?? {})) {
+      const allowed = consent.resources[indicator];
+      if (!allowed) continue; // RFC 8707: consent to one resource is no consent to another
+      const has = new Set(grant.getResourceScope(indicator).split(' '));
+      const scopes = [...oidc.requestParamScopes].filter((s) => rs.scopes.has(s) && allowed.includes(s) && !has.has(s));
+      if (scopes.length) {
+        grant.addResourceScope(indicator, scopes.join(' '));
+        added = true;
+      }
+    }
+    if (!added) return existing;
+    await grant.save();
+    return grant;
+  }
 
   const configuration: Configuration = {
     adapter: createStoreAdapter({ store, now: deps.now, clientUnusedMs: authzDefaults.clientUnusedMs }),
@@ -92,6 +162,8 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
         userCodeConfirmSource: async (ctx, form, client, info, code) => deviceConfirmSource(ctx, form, client, info, code),
         successSource: async (ctx) => deviceSuccessSource(ctx),
       },
+      // A client_id that is an https URL names its metadata document (draft-02; MCP's first choice): cimd.ts.
+      clientIdMetadataDocument: documentFeature(),
       registration: {
         enabled: true,
         // RFC 7591 §3.2.2 refusals beyond oidc-provider's own (registration.ts); runs on the parsed body.
@@ -108,8 +180,9 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
       },
       introspection: {
         enabled: true,
-        // RFC 7662 §2.1: a public client may introspect only its own tokens.
-        allowedPolicy: async (ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === ctx.oidc.client?.clientId,
+        // RFC 7662 §4: a client learns only about its own tokens (refresh tokens here; the JWT access
+        // tokens answer the same way in introspection.ts): no resource server outside Warrant holds one.
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
       },
       resourceIndicators: {
         enabled: true,
@@ -159,7 +232,12 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
       return { accountId: sub, claims: async () => ({ sub }) };
     },
     interactions: { policy, url: async (_ctx, interaction) => `${authzPaths.interaction}/${interaction.uid}` },
+    // oidc-provider keeps a grant per browser session; Warrant remembers consent per client and owner.
+    loadExistingGrant: async (ctx) => loadGrant(ctx),
     clientBasedCORS: () => false,
+    // Client ID Metadata Documents and jwks_uri: through Warrant's SSRF guard, capped in time and size (cimd.ts).
+    fetch: outboundFetch({ fetch: deps.guardedFetch, timeoutMs: authzDefaults.outboundTimeoutMs, logger: deps.logger }),
+    fetchResponseBodyLimits: fetchBodyLimits(),
     renderError: async (ctx, out) => renderErrorPage(ctx, out),
   };
 
@@ -193,9 +271,17 @@ export function createAuthzProvider(deps: AuthzProviderDeps): Provider {
   if (deps.tokenExchange) {
     registerTokenExchange(provider, { ...deps.tokenExchange, issuer: deps.issuer, keys: deps.keys, resources, clientAgents, store, logger: deps.logger, now: deps.now, ttlSeconds: ttl.accessToken });
   }
+  // Enterprise-managed authorization (SEP-990): an ID-JAG from a configured IdP, with no consent screen.
+  if (deps.idJag?.idps.length) {
+    registerIdJag(provider, { ...deps.idJag, issuer: deps.issuer, keys: deps.keys, resources, clientAgents, store, logger: deps.logger, now: deps.now, ttlSeconds: ttl.accessToken });
+  }
+
+  // RFC 7662 for the JWT access tokens: answered once oidc-provider authenticated the caller.
+  if (deps.verifyAccessToken) registerJwtIntrospection(provider, { verifyAccessToken: deps.verifyAccessToken, logger: deps.logger });
 
   // A headless client lives only while its agent does (revoked agent, offboarded owner: unknown client).
-  const findClient = provider.Client.find.bind(provider.Client);
+  // A client_id URL whose metadata document failed is not fetched again at once (cimd.ts).
+  const findClient = rememberFailedDocuments(provider.Client.find.bind(provider.Client), deps.now);
   provider.Client.find = (async (id: string) => {
     const client = await findClient(id);
     const owner = ownerOf(client);

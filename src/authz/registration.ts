@@ -8,7 +8,7 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
-const allowedGrants = new Set(['authorization_code', 'refresh_token', DEVICE_GRANT]);
+export const allowedGrants: ReadonlySet<string> = new Set(['authorization_code', 'refresh_token', DEVICE_GRANT]);
 const allowedAuth = new Set(['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt']);
 
 export function checkRegistration(ctx: KoaContextWithOIDC): string {
@@ -33,22 +33,28 @@ export function checkRegistration(ctx: KoaContextWithOIDC): string {
   if (auth !== undefined && (typeof auth !== 'string' || !allowedAuth.has(auth))) {
     throw new errors.InvalidClientMetadata('token_endpoint_auth_method must be none, client_secret_basic, client_secret_post or private_key_jwt');
   }
-  const uris = body.redirect_uris;
+  const problem = redirectUriProblem(body.redirect_uris, body.application_type as 'web' | 'native');
+  if (problem) throw new errors.InvalidRedirectUri(problem);
+  return `wcl_${randomBytes(16).toString('base64url')}`;
+}
+
+/** What is wrong with the redirect URIs of a client that receives codes (registered here, or a metadata document's: cimd.ts), if anything. */
+export function redirectUriProblem(uris: unknown, applicationType: 'web' | 'native'): string | undefined {
   if (!Array.isArray(uris) || uris.length === 0 || uris.some((u) => typeof u !== 'string')) {
-    throw new errors.InvalidRedirectUri('redirect_uris is required: the exact URIs the client receives codes at');
+    return 'redirect_uris is required: the exact URIs the client receives codes at';
   }
   for (const u of uris as string[]) {
     let url: URL;
     try {
       url = new URL(u);
     } catch {
-      throw new errors.InvalidRedirectUri('redirect_uris must hold absolute URIs');
+      return 'redirect_uris must hold absolute URIs';
     }
     // RFC 9700 §4.1.1: a code sent over plain HTTP to another machine can be read on the way.
-    if (body.application_type === 'web' && url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
-      throw new errors.InvalidRedirectUri('a web client\'s redirect_uris must use https (http only on a loopback host)');
+    if (applicationType === 'web' && url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
+      return "a web client's redirect_uris must use https (http only on a loopback host)";
     }
-    if (url.username || url.password) throw new errors.InvalidRedirectUri('redirect_uris must not carry credentials');
+    if (url.username || url.password) return 'redirect_uris must not carry credentials';
   }
-  return `wcl_${randomBytes(16).toString('base64url')}`;
+  return undefined;
 }

@@ -3,6 +3,9 @@ import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { AgentService } from '../agents/index.ts';
 import type { Store } from '../store/index.ts';
+import type { EnterpriseIdp } from '../config/index.ts';
+import type { AuditInput } from '../events/index.ts';
+import { createGuardedFetch } from '../mcp/gateway/discovery.ts';
 import { sweepExpired } from './adapter.ts';
 import { createClientAgents } from './agents.ts';
 import { createInteractions } from './interaction.ts';
@@ -23,6 +26,18 @@ export interface AuthzDeps {
   /** WARRANT_PUBLIC_URL; its origin is the issuer (a `:0` port is taken from the bound address). */
   publicUrl: string;
   ttl?: Partial<typeof authzDefaults.ttlSeconds>;
+  /** Where the server's own events are recorded (RFC 8693 exchanges: token-exchange.ts). */
+  audit?: (entry: AuditInput) => Promise<void>;
+  /**
+   * Enterprise-managed authorization (SEP-990, id-jag.ts): the IdPs of WARRANT_ENTERPRISE_IDPS, the
+   * deadline of a JWKS fetch (ms), and where each grant is audited. Unset or no IdP: no such grant.
+   */
+  enterprise?: { idps: readonly EnterpriseIdp[]; jwksTimeoutMs: number; audit: (entry: AuditInput) => Promise<void> };
+  /**
+   * What the server may fetch (client metadata documents, a client's jwks_uri): the MCP gateway's
+   * rules, so WARRANT_MCP_ALLOWED_NETWORKS; none allowed beyond public addresses unless given.
+   */
+  outbound?: { allowedNetworks: readonly string[]; allowInsecureHttp: boolean; timeoutMs: number };
 }
 
 /** The issuer: the public URL's origin; with port 0 (tests, `WARRANT_PORT=0`), the port bound. */
@@ -50,6 +65,7 @@ export function createAuthz(deps: AuthzDeps) {
   let interactions: ReturnType<typeof createInteractions> | undefined;
   let sweepTimer: NodeJS.Timeout | undefined;
   let keys: AuthzKeys | undefined;
+  const guard = createGuardedFetch(deps.outbound ?? { allowedNetworks: [], allowInsecureHttp: false, timeoutMs: authzDefaults.outboundTimeoutMs });
   const headless = createHeadlessClients({ provider: () => provider, clientAgents, store, now });
   const verifyAccessToken = createAccessTokenVerifier({ store, now, issuer: () => (provider ? issuer : undefined), signingKeys: () => keys?.jwks.keys });
 
@@ -90,8 +106,9 @@ export function createAuthz(deps: AuthzDeps) {
       if (provider) return;
       issuer = issuerFor(deps.publicUrl, boundAddress);
       const loaded = await loadOrCreateKeys(store.vault);
-      const tokenExchange = { authenticateAgent: (key: string) => deps.agents.authenticate(key), verifyAccessToken };
-      const p = createAuthzProvider({ issuer, store, keys: loaded, resources, clientAgents, logger, now, ttl: deps.ttl, tokenExchange });
+      const tokenExchange = { authenticateAgent: (key: string) => deps.agents.authenticate(key), verifyAccessToken, audit: deps.audit };
+      const p = createAuthzProvider({ issuer, store, keys: loaded, resources, clientAgents, logger, now, ttl: deps.ttl, tokenExchange, guardedFetch: guard.fetch, verifyAccessToken,
+        ...(deps.enterprise ? { idJag: { idps: deps.enterprise.idps, audit: deps.enterprise.audit, jwksTimeoutMs: deps.enterprise.jwksTimeoutMs } } : {}) });
       interactions = createInteractions({ provider: p, loginCodes, clientAgents, owners: store.owners, csrfKey: loaded.cookieKeys[0]!, logger });
       keys = loaded;
       callback = p.callback() as (req: IncomingMessage, res: ServerResponse) => void;
@@ -121,6 +138,7 @@ export function createAuthz(deps: AuthzDeps) {
 
     async close(): Promise<void> {
       if (sweepTimer) clearInterval(sweepTimer);
+      await guard.close();
     },
   };
 }

@@ -1,3 +1,4 @@
+import type { ColumnType } from 'kysely';
 import type { Db } from '../store/index.ts';
 
 // The authorization server's own tables (migration 008), typed here rather than in the store's
@@ -25,6 +26,8 @@ export interface AuthzAgentsTable {
   owner: string;
   agent_id: string;
   created_at: Millis;
+  /** What the owner consented to for this client while this agent lives (migration 016): JSON `Consent` (agents.ts). */
+  consent: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 // A type alias, not an interface: Kysely's withTables wants an indexable record.

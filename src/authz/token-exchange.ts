@@ -1,13 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { decodeJwt, importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
+import { decodeJwt, SignJWT, type JWTPayload } from 'jose';
 import type Provider from 'oidc-provider';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from 'pino';
 import type { AuthenticatedAgent } from '../agents/index.ts';
 import { WarrantError } from '../errors/index.ts';
+import type { AuditInput } from '../events/index.ts';
 import type { Store } from '../store/index.ts';
 import type { ClientAgents } from './agents.ts';
-import type { AuthzKeys } from './keys.ts';
+import { accessTokenSigner, type AuthzKeys } from './keys.ts';
 import type { Resources } from './resources.ts';
 import type { VerifyAccessToken } from './verify.ts';
 
@@ -74,7 +75,23 @@ export interface TokenExchangeDeps {
   now: () => number;
   /** Longest lifetime of an exchanged token, in seconds (the access token TTL). */
   ttlSeconds: number;
+  /**
+   * Where exchanges are recorded (`authz.token_exchanged`, `authz.token_exchange_refused`), never a
+   * token. An issued token is answered only once its entry is written (fail closed).
+   */
+  audit?: (entry: AuditInput) => Promise<void>;
 }
+
+/** What an exchange had established when it ended, for its audit entry. */
+interface Seen {
+  resource?: string;
+  subjectType?: string;
+  subject?: Subject;
+  actorAgent?: string;
+}
+
+/** `agent_key` / `access_token`, the audit's names of the subject token types (never the token). */
+const typeName = (t: string | undefined) => (t === tokenTypes.agentKey ? 'agent_key' : t === tokenTypes.accessToken ? 'access_token' : undefined);
 
 const invalidRequest = (detail: string) => new errors.InvalidRequest(detail);
 
@@ -131,23 +148,15 @@ function actClaim(chain: Actor[]): Record<string, unknown> {
 
 /** Registers the grant on the provider; every registered client may present it (the rules are here). */
 export function registerTokenExchange(provider: Provider, deps: TokenExchangeDeps): void {
-  let signingKey: Promise<{ key: CryptoKey | Uint8Array; kid?: string }> | undefined;
-
-  function signer() {
-    signingKey ??= (async () => {
-      const jwk = deps.keys.jwks.keys.find((k: JWK) => k.kty === 'RSA' && (k.alg ?? 'RS256') === 'RS256' && (k.use ?? 'sig') === 'sig');
-      if (!jwk) throw new Error('the authorization server has no RS256 signing key');
-      return { key: (await importJWK(jwk, 'RS256')) as CryptoKey | Uint8Array, kid: jwk.kid };
-    })();
-    return signingKey;
-  }
+  const signer = accessTokenSigner(deps.keys);
 
   async function agentKeySubject(key: string): Promise<Subject> {
     let agent: AuthenticatedAgent;
     try {
       agent = await deps.authenticateAgent(key);
     } catch (err) {
-      if (err instanceof WarrantError && err.code === 'agent_unauthenticated') throw invalidRequest(`subject_token: ${err.detail ?? 'the agent key is not valid'}`);
+      // A suspended agent (agents/orphans.ts) delegates nothing either.
+      if (err instanceof WarrantError && (err.code === 'agent_unauthenticated' || err.code === 'agent_suspended')) throw invalidRequest(`subject_token: ${err.detail ?? 'the agent key is not valid'}`);
       throw err;
     }
     // Fresh from the store: the key check's cache may be a few seconds behind another instance.
@@ -186,7 +195,36 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     };
   }
 
+  /** Every exchange asked, refused ones included, is recorded once (an RFC 8693 §2.2.2 error's code and description hold no token). */
   async function handle(ctx: KoaContextWithOIDC): Promise<void> {
+    const seen: Seen = {};
+    try {
+      await exchange(ctx, seen);
+    } catch (err) {
+      const e = err as { error?: unknown; error_description?: unknown };
+      if (deps.audit && typeof e.error === 'string') {
+        const clientId = ctx.oidc.client!.clientId;
+        await deps
+          .audit({
+            type: 'authz.token_exchange_refused',
+            actor: seen.actorAgent ? `agent:${seen.actorAgent}` : `client:${clientId}`,
+            ...(seen.subject ? { subject: `agent:${seen.subject.agentId}` } : {}),
+            data: {
+              client_id: clientId,
+              error: e.error,
+              ...(typeof e.error_description === 'string' ? { error_description: e.error_description.slice(0, 300) } : {}),
+              ...(seen.resource ? { resource: seen.resource } : {}),
+              ...(typeName(seen.subjectType) ? { subject_token_type: typeName(seen.subjectType) } : {}),
+              ...(seen.subject ? { owner: seen.subject.owner } : {}),
+            },
+          })
+          .catch((auditErr: Error) => deps.logger.error({ err: { message: auditErr.message } }, 'a refused token exchange could not be audited'));
+      }
+      throw err;
+    }
+  }
+
+  async function exchange(ctx: KoaContextWithOIDC, seen: Seen): Promise<void> {
     const params = ctx.oidc.params as Record<string, unknown>;
     const client = ctx.oidc.client!;
 
@@ -198,13 +236,16 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     const requested = single(params, 'requested_token_type');
     if (requested !== undefined && requested !== tokenTypes.accessToken) throw invalidRequest(`requested_token_type: Warrant issues ${tokenTypes.accessToken} only`);
     if (subjectToken.length > MAX_SUBJECT_LENGTH) throw invalidRequest('subject_token is too long');
+    seen.subjectType = subjectType;
     const info = deps.resources.resolve(targetOf(params));
     if (!info) throw new errors.InvalidTarget('Warrant issues no token for this resource');
+    seen.resource = info.resource;
 
     let subject: Subject;
     if (subjectType === tokenTypes.agentKey) subject = await agentKeySubject(subjectToken);
     else if (subjectType === tokenTypes.accessToken) subject = await accessTokenSubject(subjectToken);
     else throw invalidRequest(`subject_token_type must be ${tokenTypes.agentKey} or ${tokenTypes.accessToken}`);
+    seen.subject = subject;
 
     // The same resource or one under it, never another (RFC 8707 audiences only narrow).
     if (subject.audience !== undefined && info.resource !== subject.audience && !info.resource.startsWith(`${subject.audience.replace(/\/+$/, '')}/`)) {
@@ -214,6 +255,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     // The actor: the authenticated client, which must be an agent of the subject's owner.
     const actorAgent = await deps.clientAgents.activeAgentOf(client.clientId, subject.owner);
     if (!actorAgent) throw new errors.UnauthorizedClient("the client is not an agent of the subject's owner: the owner must authorize it first");
+    seen.actorAgent = actorAgent;
     const current = subject.chain[0]!;
     const sameActor = current.sub === actorAgent && (current.client_id === undefined || current.client_id === client.clientId);
     if (client.clientAuthMethod === 'none' && !sameActor) {
@@ -244,6 +286,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     if (exp <= nowSec) throw invalidRequest('subject_token: it expires now');
 
     const { key, kid } = await signer();
+    const jti = randomBytes(18).toString('base64url');
     const accessToken = await new SignJWT({ client_id: client.clientId, scope: scopes.join(' '), agent_id: subject.agentId, act: actClaim(chain) })
       .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', ...(kid ? { kid } : {}) })
       .setIssuer(deps.issuer)
@@ -251,8 +294,25 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       .setAudience(info.resource)
       .setIssuedAt(nowSec)
       .setExpirationTime(exp)
-      .setJti(randomBytes(18).toString('base64url'))
+      .setJti(jti)
       .sign(key);
+
+    // Recorded before it is answered: a token Warrant cannot account for is not handed out.
+    await deps.audit?.({
+      type: 'authz.token_exchanged',
+      actor: `agent:${actorAgent}`,
+      subject: `agent:${subject.agentId}`,
+      data: {
+        owner: subject.owner,
+        client_id: client.clientId,
+        resource: info.resource,
+        scopes,
+        subject_token_type: typeName(subjectType),
+        act: chain,
+        jti,
+        expires_at: new Date(exp * 1000).toISOString(),
+      },
+    });
 
     deps.logger.info({ client: client.clientId, agent: subject.agentId, actor: actorAgent, resource: info.resource, scope: scopes.join(' '), subject_type: subjectType }, 'authz token exchanged');
     ctx.body = { access_token: accessToken, issued_token_type: tokenTypes.accessToken, token_type: 'Bearer', expires_in: exp - nowSec, scope: scopes.join(' ') };

@@ -39,13 +39,53 @@ const publicOf = (k: JWK): JWK => Object.fromEntries(PUBLIC_MEMBERS.filter((m) =
 /** Access tokens are this long at most (a bearer longer than this is not ours). */
 const MAX_TOKEN_LENGTH = 8192;
 
-const invalidToken = (detail: string) => new WarrantError('agent_unauthenticated', detail);
+/**
+ * Why a token was refused, for the audit of the refusal (`mcp.token_refused`): a stable `reason`
+ * and, once the signature held (the claims are the issuer's), the agent it names. Not in the answer.
+ */
+export type TokenRefusalReason =
+  | 'malformed'
+  | 'not_issued_here'
+  | 'expired'
+  | 'claim_invalid'
+  | 'wrong_audience'
+  | 'no_agent'
+  | 'agent_inactive'
+  | 'sub_mismatch'
+  | 'actor_inactive';
+
+export class TokenRefusal extends WarrantError {
+  constructor(
+    detail: string,
+    readonly reason: TokenRefusalReason,
+    readonly agentId?: string,
+  ) {
+    super('agent_unauthenticated', detail);
+  }
+}
+
+const invalidToken = (detail: string, reason: TokenRefusalReason, claims?: JWTPayload) =>
+  new TokenRefusal(detail, reason, typeof claims?.agent_id === 'string' ? claims.agent_id : undefined);
+
+/** An agent's last_used_at is written at most this often (as for API keys, agents/auth.ts). */
+const TOUCH_INTERVAL_MS = 60_000;
 
 export function createAccessTokenVerifier(deps: AccessTokenVerifierDeps) {
   const repo = createAgentsRepo(deps.store.db);
   const cacheMs = Math.min(deps.agentCacheMs ?? 1000, 1000);
   let jwks: { keys: JWK[]; set: ReturnType<typeof createLocalJWKSet> } | undefined;
   const agentCache = new Map<string, { at: number; value: Promise<AuthenticatedAgent | undefined> }>();
+  /** agent id → when this process last recorded its use: an agent used only through access tokens is not `idle` (agents/orphans.ts). */
+  const touched = new Map<string, number>();
+
+  /** Records the agent's use at most once a minute, without making the request wait; a failed write is only lost. */
+  function touch(agentId: string): void {
+    const now = deps.now();
+    if (now - (touched.get(agentId) ?? -Infinity) < TOUCH_INTERVAL_MS) return;
+    if (touched.size >= 10_000) touched.clear();
+    touched.set(agentId, now);
+    repo.touch(agentId, now, TOUCH_INTERVAL_MS).catch(() => undefined);
+  }
 
   function keySet() {
     const keys = deps.signingKeys();
@@ -83,7 +123,7 @@ export function createAccessTokenVerifier(deps: AccessTokenVerifierDeps) {
     const issuer = deps.issuer();
     const set = keySet();
     if (!issuer || !set) throw new WarrantError('unavailable', 'the authorization server is starting', { retry_after: 1 });
-    if (!token || token.length > MAX_TOKEN_LENGTH || token.split('.').length !== 3) throw invalidToken('the access token is malformed');
+    if (!token || token.length > MAX_TOKEN_LENGTH || token.split('.').length !== 3) throw invalidToken('the access token is malformed', 'malformed');
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, set, {
@@ -94,26 +134,27 @@ export function createAccessTokenVerifier(deps: AccessTokenVerifierDeps) {
         requiredClaims: ['exp', 'aud', 'client_id'],
       }));
     } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw invalidToken('the access token expired');
-      if (err instanceof joseErrors.JWTClaimValidationFailed) throw invalidToken(`the access token's ${err.claim} claim is not valid here`);
-      throw invalidToken('the access token is not one Warrant issued');
+      if (err instanceof joseErrors.JWTExpired) throw invalidToken('the access token expired', 'expired', err.payload);
+      if (err instanceof joseErrors.JWTClaimValidationFailed) throw invalidToken(`the access token's ${err.claim} claim is not valid here`, 'claim_invalid', err.payload);
+      throw invalidToken('the access token is not one Warrant issued', 'not_issued_here');
     }
     // RFC 8707 / RFC 9068 §4: a token for exactly this resource, not one among several.
     const aud = Array.isArray(payload.aud) && payload.aud.length === 1 ? payload.aud[0] : payload.aud;
-    if (aud !== opts.resource) throw invalidToken('the access token is for another resource (aud)');
+    if (aud !== opts.resource) throw invalidToken('the access token is for another resource (aud)', 'wrong_audience', payload);
     const agentId = payload.agent_id;
     const clientId = payload.client_id;
-    if (typeof agentId !== 'string' || typeof clientId !== 'string') throw invalidToken('the access token names no agent');
+    if (typeof agentId !== 'string' || typeof clientId !== 'string') throw invalidToken('the access token names no agent', 'no_agent');
     const agent = await activeAgent(agentId);
-    if (!agent) throw invalidToken("the token's agent is revoked or expired, or its owner is offboarded");
+    if (!agent) throw invalidToken("the token's agent is revoked or expired, or its owner is offboarded", 'agent_inactive', payload);
     // The owner (authorization code, device flow) or the client itself (client credentials).
-    if (payload.sub !== undefined && payload.sub !== agent.owner && payload.sub !== clientId) throw invalidToken("the access token's sub does not match its agent");
+    if (payload.sub !== undefined && payload.sub !== agent.owner && payload.sub !== clientId) throw invalidToken("the access token's sub does not match its agent", 'sub_mismatch', payload);
     // A delegated token (RFC 8693, token-exchange.ts) lives only while every agent acting in its `act` chain does.
     for (let a = payload.act as Record<string, unknown> | undefined, n = 0; a !== undefined; a = a.act as Record<string, unknown> | undefined, n++) {
-      if (n >= 4 || !a || typeof a !== 'object' || typeof a.sub !== 'string') throw invalidToken("the access token's act claim is malformed");
-      if (a.sub !== agentId && (await activeAgent(a.sub))?.owner !== agent.owner) throw invalidToken('an agent acting in the delegation chain (act) is revoked or expired');
+      if (n >= 4 || !a || typeof a !== 'object' || typeof a.sub !== 'string') throw invalidToken("the access token's act claim is malformed", 'claim_invalid', payload);
+      if (a.sub !== agentId && (await activeAgent(a.sub))?.owner !== agent.owner) throw invalidToken('an agent acting in the delegation chain (act) is revoked or expired', 'actor_inactive', payload);
     }
     const scopes = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [];
+    touch(agentId);
     return { agentId, owner: agent.owner, scopes, clientId, agent, expiresAt: payload.exp! };
   };
 }

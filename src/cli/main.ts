@@ -4,7 +4,12 @@ import { sandboxCommand } from './sandbox.ts';
 import { keysCommand } from './keys.ts';
 import { providersCommand } from './providers.ts';
 import { adminTokenCommand } from './admin-token.ts';
+import { adminKeysCommand } from './admin-keys.ts';
 import { doctorCommand } from './doctor.ts';
+import { rotateCommand } from './rotate.ts';
+import { ownersCommand } from './owners.ts';
+import { reviewCommand } from './review.ts';
+import { auditCommand } from './audit.ts';
 import { KeyCheckError } from '../store/index.ts';
 import { FileModeError } from '../util/file-modes.ts';
 
@@ -18,7 +23,12 @@ export function buildCli(): Command {
   program.addCommand(keysCommand());
   program.addCommand(providersCommand());
   program.addCommand(adminTokenCommand());
+  program.addCommand(adminKeysCommand());
   program.addCommand(doctorCommand());
+  program.addCommand(rotateCommand());
+  program.addCommand(ownersCommand());
+  program.addCommand(reviewCommand());
+  program.addCommand(auditCommand());
   return program;
 }
 

@@ -45,6 +45,20 @@ export const defaults = {
   /** Failed admin authentications per second per client address, in-process; past the burst they answer 429. */
   adminAuthFailuresPerSecond: 10,
   adminAuthFailureBurst: 20,
+  /** WARRANT_AGENT_IDLE_DAYS: an agent without an authenticated request for this many days is an `idle` orphan (0 = never). */
+  agentIdleDays: 30,
+  /** WARRANT_ORPHAN_POLICY: `report` (an `agent.orphaned` event) or `suspend` (the event, and the agent suspended). */
+  orphanPolicy: 'report' as 'report' | 'suspend',
+  /** How often each instance sweeps for orphans (one at a time across instances; each orphan announced once). */
+  orphanSweepIntervalMs: 60_000,
+  /** WARRANT_ROTATE_REFRESH_TOKEN_DAYS: a refresh token older than this is rotated (forced refresh) where the IdP rotates, else announced to its owner (0 = no schedule). */
+  rotateRefreshTokenDays: 30,
+  /** WARRANT_ROTATE_PRIVATE_KEY_DAYS: a JWT-bearer private key older than this is replaced; the new key pair is made 14 days ahead for upload (0 = no schedule). */
+  rotatePrivateKeyDays: 90,
+  /** WARRANT_ROTATE_CLIENT_SECRET_DAYS: a provider client secret older than this (from when Warrant first saw it) is announced for replacement (0 = no schedule). */
+  rotateClientSecretDays: 90,
+  /** How often each instance runs the rotation pass (one at a time across instances). */
+  rotationCheckIntervalMs: 5 * 60_000,
   /** Instances re-stamp the key they seal with this often (`key_usage`), and on changing it. */
   keyHeartbeatMs: 60_000,
 } as const;

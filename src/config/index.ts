@@ -4,8 +4,10 @@ import { z } from 'zod';
 import { parse as parseYaml } from 'yaml';
 import { defaults } from './defaults.ts';
 import { cidrProblem } from '../util/addresses.ts';
+import { enterpriseIdpsSchema, type EnterpriseIdp } from './enterprise-idps.ts';
 
 export { defaults };
+export type { EnterpriseIdp };
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -55,9 +57,17 @@ const variables = {
   WARRANT_PROXY_IDLE_TIMEOUT_MS: positiveInt,
   WARRANT_WEBHOOK_ALLOWED_NETWORKS: networkList,
   WARRANT_MCP_ALLOWED_NETWORKS: networkList,
+  WARRANT_CLIENT_METADATA_URL: httpUrl,
   WARRANT_METRICS_TOKEN: z.string().min(16, { message: 'must be at least 16 characters' }),
+  WARRANT_SCIM_TOKEN: z.string().min(16, { message: 'must be at least 16 characters' }),
   WARRANT_ALLOW_INSECURE_HTTP: z.enum(['0', '1', 'true', 'false'], { message: 'must be 1 or 0' }),
   WARRANT_REDIRECT_PER_PROVIDER: z.enum(['0', '1', 'true', 'false']),
+  WARRANT_ENTERPRISE_IDPS: enterpriseIdpsSchema,
+  WARRANT_AGENT_IDLE_DAYS: z.coerce.number().int().min(0).max(3650),
+  WARRANT_ORPHAN_POLICY: z.enum(['report', 'suspend']),
+  WARRANT_ROTATE_REFRESH_TOKEN_DAYS: z.coerce.number().int().min(0).max(3650),
+  WARRANT_ROTATE_PRIVATE_KEY_DAYS: z.coerce.number().int().min(0).max(3650),
+  WARRANT_ROTATE_CLIENT_SECRET_DAYS: z.coerce.number().int().min(0).max(3650),
   WARRANT_CONFIG: z.string().min(1),
 } as const;
 
@@ -110,14 +120,30 @@ export interface Config {
   webhookAllowedNetworks: readonly string[];
   /** Networks the MCP gateway may reach (remote servers, their metadata) although they are not public; empty: only public addresses. */
   mcpAllowedNetworks: readonly string[];
+  /**
+   * Where Warrant's client ID metadata document is published, its client_id at the authorization
+   * servers of remote MCP servers that take CIMD; unset: `{publicUrl}/oauth/client-metadata.json`.
+   * Used only when https.
+   */
+  clientMetadataUrl?: string;
   /** Each provider's IdP returns to `/oauth/callback/{provider}` rather than the shared `/oauth/callback`. */
   redirectPerProvider: boolean;
   /** `embedded` = SQLite in the data dir; `postgres` = DATABASE_URL. */
   storeKind: 'embedded' | 'postgres';
   /** Bearer token `/metrics` wants; unset: `/metrics` is open. */
   metricsToken?: string;
+  /** WARRANT_SCIM_TOKEN: the bearer token of `/scim/v2`; unset: SCIM is off (404). */
+  scimToken?: string;
   /** WARRANT_ALLOW_INSECURE_HTTP=1: accept a plain `http://` public URL on a non-loopback host. */
   allowInsecureHttp: boolean;
+  /** WARRANT_ROTATE_*_DAYS: rotation schedules per credential kind, in days (0 = no schedule for that kind). */
+  rotation: { refreshTokenDays: number; privateKeyDays: number; clientSecretDays: number };
+  /** WARRANT_ENTERPRISE_IDPS: IdPs whose ID-JAGs (SEP-990) the authorization server accepts; empty: none. */
+  enterpriseIdps: readonly EnterpriseIdp[];
+  /** WARRANT_AGENT_IDLE_DAYS: days without an authenticated request that make an agent an `idle` orphan; 0 = never. */
+  agentIdleDays: number;
+  /** WARRANT_ORPHAN_POLICY: `report` announces orphans (`agent.orphaned`); `suspend` also suspends them. */
+  orphanPolicy: 'report' | 'suspend';
 }
 
 /**
@@ -173,9 +199,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     proxyIdleTimeoutMs: parsed.WARRANT_PROXY_IDLE_TIMEOUT_MS ?? defaults.proxyIdleTimeoutMs,
     webhookAllowedNetworks: parsed.WARRANT_WEBHOOK_ALLOWED_NETWORKS ?? defaults.webhookAllowedNetworks,
     mcpAllowedNetworks: parsed.WARRANT_MCP_ALLOWED_NETWORKS ?? [],
+    clientMetadataUrl: parsed.WARRANT_CLIENT_METADATA_URL,
     storeKind: parsed.DATABASE_URL ? 'postgres' : 'embedded',
     metricsToken: parsed.WARRANT_METRICS_TOKEN,
+    scimToken: parsed.WARRANT_SCIM_TOKEN,
     allowInsecureHttp: parsed.WARRANT_ALLOW_INSECURE_HTTP === '1' || parsed.WARRANT_ALLOW_INSECURE_HTTP === 'true',
+    rotation: {
+      refreshTokenDays: parsed.WARRANT_ROTATE_REFRESH_TOKEN_DAYS ?? defaults.rotateRefreshTokenDays,
+      privateKeyDays: parsed.WARRANT_ROTATE_PRIVATE_KEY_DAYS ?? defaults.rotatePrivateKeyDays,
+      clientSecretDays: parsed.WARRANT_ROTATE_CLIENT_SECRET_DAYS ?? defaults.rotateClientSecretDays,
+    },
+    enterpriseIdps: parsed.WARRANT_ENTERPRISE_IDPS ?? [],
+    agentIdleDays: parsed.WARRANT_AGENT_IDLE_DAYS ?? defaults.agentIdleDays,
+    orphanPolicy: parsed.WARRANT_ORPHAN_POLICY ?? defaults.orphanPolicy,
   };
   checkPublicUrl(config, parsed.WARRANT_PUBLIC_URL !== undefined);
   if (config.storeKind === 'postgres' && !config.masterKey) {
@@ -234,7 +270,8 @@ function readConfigFile(file: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(raw)) {
     if (!(k in variables)) throw new ConfigError(`WARRANT_CONFIG: ${file} names an unknown setting ${k}`);
-    out[k] = String(v);
+    // A list or mapping (WARRANT_ENTERPRISE_IDPS in YAML) is handed on as the JSON its variable takes.
+    out[k] = v !== null && typeof v === 'object' ? JSON.stringify(v) : String(v);
   }
   return out;
 }

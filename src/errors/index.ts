@@ -4,7 +4,9 @@
 
 export const problemTypes = {
   agent_unauthenticated: { status: 401, title: "The agent's credential is missing, wrong, expired or revoked" },
+  agent_suspended: { status: 403, title: 'The agent is suspended; an admin must reactivate it' },
   admin_unauthenticated: { status: 401, title: 'The admin credential is missing or wrong' },
+  admin_forbidden: { status: 403, title: "The admin credential's role does not allow this" },
   policy_denied: { status: 403, title: 'The agent has no grant for this connection, scope, method or path' },
   scope_insufficient: { status: 403, title: 'The upstream refused the call for a missing scope' },
   reauth_required: { status: 424, title: 'The upstream grant is revoked or expired for good; the owner must connect again' },

@@ -1,7 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
-import { GENESIS, chainRows, entryHolds, type ChainKey, type ChainRow } from './chain.ts';
+import { GENESIS, chainRows, entryHolds, sealHolds, sealOf, type ChainKey, type ChainRow } from './chain.ts';
 import { writeOutbox } from './outbox.ts';
+import { exportPage, type ExportPage, type ExportQuery } from './export.ts';
 import { sql } from 'kysely';
 import type { Db, Dialect, AuditEventRow } from '../store/index.ts';
 
@@ -42,10 +43,25 @@ export async function lockChain(trx: Db, dialect: Dialect): Promise<void> {
   if (dialect === 'postgres') await sql`select pg_advisory_xact_lock(${CHAIN_LOCK}, hashtext(current_schema()))`.execute(trx);
 }
 
+/**
+ * Why verification stopped at `first_bad` (docs/audit.md, "Verifying"):
+ * - `hash_mismatch`: the entry's content does not hash to its `hash` (it was edited);
+ * - `chain_break`: its `prev_hash` is not the previous entry's hash (an entry before it was
+ *   removed or inserted, or entries were reordered);
+ * - `unkeyed_rewritten`: the unkeyed part before the key's boundary no longer ends where the key says;
+ * - `truncated`: the sealed head names this entry and it is gone or differs (the newest entries were removed);
+ * - `seal_invalid`: the sealed head's MAC does not hold (it was edited);
+ * - `seal_missing`: keyed entries but no sealed head (it was deleted).
+ */
+export type AuditBreak = 'hash_mismatch' | 'chain_break' | 'unkeyed_rewritten' | 'truncated' | 'seal_invalid' | 'seal_missing';
+
 export interface AuditVerification {
   ok: boolean;
   entries: number;
   first_bad?: number;
+  /** The id of the entry at `first_bad` (as it is now, or as the sealed head names it). */
+  first_bad_id?: string;
+  reason?: AuditBreak;
   /** The first seq keyed with the chain key (entries before it are unkeyed SHA-256). */
   keyed_from?: number;
 }
@@ -87,11 +103,23 @@ export function createAuditLog(deps: {
     const rows = chainRows(last?.hash ?? GENESIS, inputs, deps.now, chain?.key);
     // One multi-row statement; RETURNING gives the seqs in insertion order on both dialects.
     const inserted = await trx.insertInto('audit_events').values(rows).returning('seq').execute();
+    if (chain) await writeSeal(trx, chain, { seq: Number(inserted.at(-1)!.seq), id: rows.at(-1)!.id, hash: rows.at(-1)!.hash });
     await writeOutbox(trx, rows, deps.now());
     return entriesOf(rows.map((r, i) => ({ ...r, seq: Number(inserted[i]!.seq) })), inputs);
   }
 
   const writer = deps.sqliteFile ? createWriterThread(deps.sqliteFile, chain?.key) : undefined;
+
+  /** After a walk that held: does the sealed head name an entry that is still there, unchanged? */
+  async function checkSeal(key: ChainKey, last: { seq: number; id: string } | undefined): Promise<{ at: { seq: number; id?: string }; reason: AuditBreak } | undefined> {
+    const seal = await db.selectFrom('audit_seal').selectAll().where('id', '=', SEAL_ID).executeTakeFirst();
+    if (!seal) return last && last.seq >= key.fromSeq ? { at: last, reason: 'seal_missing' } : undefined;
+    const sealed = { seq: Number(seal.seq), event_id: seal.event_id, hash: seal.hash, mac: seal.mac };
+    if (!sealHolds(key.key, sealed)) return { at: { seq: sealed.seq, id: sealed.event_id }, reason: 'seal_invalid' };
+    const row = await db.selectFrom('audit_events').select(['id', 'hash']).where('seq', '=', sealed.seq).executeTakeFirst();
+    if (row?.id !== sealed.event_id || row.hash !== sealed.hash) return { at: { seq: sealed.seq, id: sealed.event_id }, reason: 'truncated' };
+    return undefined;
+  }
 
   return {
     /**
@@ -117,6 +145,9 @@ export function createAuditLog(deps: {
       return rows.map(toEntry);
     },
 
+    /** One page for exporters, from a cursor (export.ts; GET /v1/audit/export). */
+    exportPage: (q: ExportQuery): Promise<ExportPage> => exportPage(db, q),
+
     /** Stops the embedded writer thread (pending appends finish first). */
     async close(): Promise<void> {
       await writer?.close();
@@ -132,25 +163,37 @@ export function createAuditLog(deps: {
       let prev = GENESIS;
       let after = 0;
       let entries = 0;
-      let lastUnkeyed: number | undefined;
+      let lastUnkeyed: { seq: number; id: string } | undefined;
+      let last: { seq: number; id: string } | undefined;
       let crossed = !chain;
+      const bad = (at: { seq: number; id?: string }, reason: AuditBreak): AuditVerification => ({
+        ok: false,
+        entries,
+        first_bad: at.seq,
+        ...(at.id !== undefined ? { first_bad_id: at.id } : {}),
+        reason,
+        ...keyed,
+      });
       // The unkeyed part ends where the key says it did; blame its last entry (or the first keyed one).
       const boundaryHolds = () => !chain || prev === chain.afterHash;
       for (;;) {
         const page = await db.selectFrom('audit_events').selectAll().where('seq', '>', after).orderBy('seq').limit(pageSize).execute();
         if (!page.length) {
-          if (!crossed && !boundaryHolds()) return { ok: false, entries, first_bad: lastUnkeyed ?? chain!.fromSeq, ...keyed };
-          return { ok: true, entries, ...keyed };
+          if (!crossed && !boundaryHolds()) return bad(lastUnkeyed ?? { seq: chain!.fromSeq }, 'unkeyed_rewritten');
+          const end = chain ? await checkSeal(chain, last) : undefined;
+          return end ? bad(end.at, end.reason) : { ok: true, entries, ...keyed };
         }
         for (const row of page) {
           const seq = Number(row.seq);
           entries++;
           if (!crossed && seq >= chain!.fromSeq) {
             crossed = true;
-            if (!boundaryHolds()) return { ok: false, entries, first_bad: lastUnkeyed ?? seq, ...keyed };
+            if (!boundaryHolds()) return bad(lastUnkeyed ?? { seq, id: row.id }, 'unkeyed_rewritten');
           }
-          if (row.prev_hash !== prev || !entryHolds(chain, seq, prev, row)) return { ok: false, entries, first_bad: seq, ...keyed };
-          if (!crossed) lastUnkeyed = seq;
+          if (row.prev_hash !== prev) return bad({ seq, id: row.id }, 'chain_break');
+          if (!entryHolds(chain, seq, prev, row)) return bad({ seq, id: row.id }, 'hash_mismatch');
+          if (!crossed) lastUnkeyed = { seq, id: row.id };
+          last = { seq, id: row.id };
           prev = row.hash;
           after = seq;
         }
@@ -170,6 +213,30 @@ export function createAuditLog(deps: {
       return { seq, hash: row.hash, at: Number(row.at), keyed: holds, ...keyed };
     },
   };
+}
+
+const SEAL_ID = 'head';
+
+/** Rewrites the sealed head (chain.ts `sealOf`); inside the append's transaction, under the chain lock. */
+async function writeSeal(trx: Db, chain: ChainKey, head: { seq: number; id: string; hash: string }): Promise<void> {
+  const row = { seq: head.seq, event_id: head.id, hash: head.hash, mac: sealOf(chain.key, head.seq, head.id, head.hash) };
+  await trx
+    .insertInto('audit_seal')
+    .values({ id: SEAL_ID, ...row })
+    .onConflict((oc) => oc.column('id').doUpdateSet(row))
+    .execute();
+}
+
+/**
+ * Seals the current head where no seal is (a store keyed before seals existed), or, with `force`,
+ * over one made under another key (a new chain key: the old seal cannot be checked any more).
+ */
+export async function ensureSeal(trx: Db, dialect: Dialect, chain: ChainKey, force = false): Promise<void> {
+  await lockChain(trx, dialect);
+  if (!force && (await trx.selectFrom('audit_seal').select('id').where('id', '=', SEAL_ID).executeTakeFirst())) return;
+  const head = await trx.selectFrom('audit_events').select(['seq', 'id', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  if (head) await writeSeal(trx, chain, { seq: Number(head.seq), id: head.id, hash: head.hash });
+  else if (force) await trx.deleteFrom('audit_seal').where('id', '=', SEAL_ID).execute();
 }
 
 function toEntry(row: AuditEventRow): AuditEntry {

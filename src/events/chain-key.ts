@@ -1,6 +1,6 @@
 import { createSecretKey, randomBytes } from 'node:crypto';
 import type { Db, Dialect, SecretKey, Vault } from '../store/index.ts';
-import { lockChain } from './audit.ts';
+import { ensureSeal, lockChain } from './audit.ts';
 import { GENESIS, type ChainKey } from './chain.ts';
 
 // The audit chain's HMAC key lives in the vault, sealed with the key ring like any other secret
@@ -50,9 +50,24 @@ export async function loadChainKey(deps: { vault: Vault; db: Db; dialect: Dialec
       from_seq: head ? Number(head.seq) + 1 : 1,
       after_hash: head?.hash ?? GENESIS,
     };
-    return vault.putIfAbsent(CHAIN_KEY_SECRET, JSON.stringify(sealed), trx);
+    const stored = await vault.putIfAbsent(CHAIN_KEY_SECRET, JSON.stringify(sealed), trx);
+    // A seal made under a key that is gone cannot be checked: the new key seals the head anew.
+    if (stored) await ensureSeal(trx, dialect, parse(JSON.stringify(sealed)), true);
+    return stored;
   });
   const stored = await vault.get(CHAIN_KEY_SECRET);
   if (stored === undefined) throw new Error('the audit chain key could not be stored');
-  return { chain: parse(stored), created };
+  const chain = parse(stored);
+  // A store keyed before the head was sealed gets its seal now (audit.ts `ensureSeal`).
+  if (!created) await db.transaction().execute((trx) => ensureSeal(trx, dialect, chain));
+  return { chain, created };
+}
+
+/**
+ * The store's chain key, or undefined where none was made yet; never writes (for verifiers that
+ * read the store without being a Warrant: `warrant audit verify --store`).
+ */
+export async function readChainKey(vault: Vault): Promise<ChainKey | undefined> {
+  const existing = await vault.get(CHAIN_KEY_SECRET);
+  return existing === undefined ? undefined : parse(existing);
 }

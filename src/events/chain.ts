@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, hkdfSync, randomUUID, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 // The audit log's hash chain, shared by the main thread and the embedded audit writer thread:
 // each entry's hash covers its content and the previous entry's hash, so an edited, removed or
@@ -94,4 +94,28 @@ export function chainRows(prev: string, inputs: ChainInput[], now: () => number,
     rows.push(row);
   }
   return rows;
+}
+
+/** A key derived from the chain key for one purpose (HKDF-SHA256, RFC 5869; `info` names the purpose). */
+export function derivedKey(chainKey: KeyObject, info: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', chainKey.export(), Buffer.alloc(0), info, 32));
+}
+
+const sealKeys = new WeakMap<KeyObject, Buffer>();
+
+/**
+ * The sealed head: an HMAC over the newest entry's seq, id and hash, rewritten with every append
+ * in its transaction (table `audit_seal`). The chain shows an entry edited, removed or moved
+ * anywhere but at its end; the seal shows the end cut off (the entry it names is gone or differs).
+ */
+export function sealOf(chainKey: KeyObject, seq: number, id: string, hash: string): string {
+  let key = sealKeys.get(chainKey);
+  if (!key) sealKeys.set(chainKey, (key = derivedKey(chainKey, 'warrant audit head seal')));
+  return createHmac('sha256', key).update(JSON.stringify([seq, id, hash])).digest('hex');
+}
+
+export function sealHolds(chainKey: KeyObject, seal: { seq: number; event_id: string; hash: string; mac: string }): boolean {
+  const a = Buffer.from(sealOf(chainKey, seal.seq, seal.event_id, seal.hash));
+  const b = Buffer.from(seal.mac);
+  return a.length === b.length && timingSafeEqual(a, b);
 }

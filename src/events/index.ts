@@ -1,6 +1,9 @@
-export { createAuditLog, type AuditLog, type AuditInput, type AuditEntry, type AuditQuery, type AuditHead, type AuditVerification } from './audit.ts';
-export { loadChainKey, CHAIN_KEY_SECRET } from './chain-key.ts';
+export { createAuditLog, type AuditLog, type AuditInput, type AuditEntry, type AuditQuery, type AuditHead, type AuditVerification, type AuditBreak } from './audit.ts';
+export { loadChainKey, readChainKey, CHAIN_KEY_SECRET } from './chain-key.ts';
 export type { ChainKey } from './chain.ts';
+export { exportPage, parseCursor, cursorOf, type AuditCursor, type ExportPage, type ExportQuery } from './export.ts';
+export { toOcsf, OCSF_VERSION } from './ocsf.ts';
+export { createAuditHmac, normalizeIp, AUDIT_HMAC_PREFIX, type AuditHmac, type AuditHmacKind } from './audit-hmac.ts';
 export { createEventBus, type EventBus } from './bus.ts';
 export { createAuditQueue, type AuditQueue, type Reservation } from './audit-queue.ts';
 export { createWebhooks, defaultRetry, type Webhooks, type WebhooksOptions, type Webhook, type Delivery } from './webhooks.ts';

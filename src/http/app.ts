@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { installProblemHandlers } from './problems.ts';
 import { clientErrorHandler, frameworkErrors, installStrictJsonParser } from './bad-input.ts';
-import { createAdminGuard, type AdminAuthLimit } from './auth.ts';
+import { createAdminGuard, type AdminAuthenticator, type AdminAuthLimit } from './auth.ts';
 import type { Metrics } from './metrics.ts';
 import { healthRoutes } from './routes/health.ts';
 import { providerRoutes } from './routes/providers.ts';
@@ -20,6 +20,11 @@ export interface AppDeps {
   ping(): Promise<void>;
   /** Is this the admin token? (re-read from the store, so a reset applies without a restart) */
   verifyAdminToken(token: string): boolean | Promise<boolean>;
+  /**
+   * Who a bearer is on the admin API, admin keys included (admin/keys.ts); when set, used instead
+   * of `verifyAdminToken`.
+   */
+  authenticateAdmin?: AdminAuthenticator;
   /** Failed admin authentications per client address (default: config/defaults.ts). */
   adminAuthLimit?: AdminAuthLimit;
   /** WARRANT_METRICS_TOKEN: when set, `/metrics` wants it as a bearer token; unset, `/metrics` is open. */
@@ -35,6 +40,11 @@ export interface AppDeps {
 export interface RouteContext {
   requireAdmin: ReturnType<typeof createAdminGuard>;
 }
+
+const registered = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
+
+/** Every route of an app built by buildApp, as registered (the admin role test walks them all). */
+export const registeredRoutes = (app: FastifyInstance): readonly { method: string; url: string }[] => registered.get(app) ?? [];
 
 /** Builds the Fastify app without listening: tests drive it with inject() or listen on port 0. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -65,7 +75,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       info: { title: 'Warrant', version: '1', description: 'Credential broker for AI agents' },
       components: {
         securitySchemes: {
-          admin: { type: 'http', scheme: 'bearer', description: 'WARRANT_ADMIN_TOKEN' },
+          admin: { type: 'http', scheme: 'bearer', description: 'The admin token (WARRANT_ADMIN_TOKEN, role admin) or an admin key (wak_…) whose role (read, operate, admin) the route allows: docs/governance.md' },
           agent: { type: 'http', scheme: 'bearer', description: "An agent's API key (wrt_…)" },
         },
       },
@@ -82,7 +92,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     done();
   });
 
-  const ctx: RouteContext = { requireAdmin: createAdminGuard(deps.verifyAdminToken, deps.adminAuthLimit) };
+  const routeList: { method: string; url: string }[] = [];
+  registered.set(app, routeList);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) routeList.push({ method, url: route.url });
+  });
+
+  const ctx: RouteContext = { requireAdmin: createAdminGuard(deps.authenticateAdmin ?? deps.verifyAdminToken, deps.adminAuthLimit) };
 
   await app.register(async (scope) => healthRoutes(scope, deps));
   await app.register(async (scope) => providerRoutes(scope, { ...ctx, catalog: deps.catalog }));

@@ -3,6 +3,7 @@ import { isIPv6 } from 'node:net';
 import { defaults } from '../config/index.ts';
 import { WarrantError } from '../errors/index.ts';
 import { createMemoryBuckets } from '../limits/index.ts';
+import { actorOf, ADMIN_TOKEN_PRINCIPAL, requiredRole, roleAllows, type AdminPrincipal } from '../admin/index.ts';
 
 /** The token of an `Authorization: Bearer …` header (RFC 6750 §2.1), or undefined. */
 export function bearerFrom(header: string | undefined): string | undefined {
@@ -35,18 +36,53 @@ export function clientKey(ip: string): string {
 }
 
 /**
- * Admin bearer check; `verify` compares hashes in constant time (see store/admin-token.ts). The
- * right token always passes at once; only failures are counted, per client address, and past the
- * budget they are answered `429 rate_limited` with Retry-After instead of 401.
+ * Who a bearer token is on the admin API: `true` (or the token principal) for the admin token, an
+ * admin key's principal, or nothing. Compares hashes in constant time (store/admin-token.ts,
+ * admin/keys.ts).
+ */
+export type AdminAuthenticator = (token: string) => boolean | AdminPrincipal | undefined | Promise<boolean | AdminPrincipal | undefined>;
+
+const principals = new WeakMap<FastifyRequest, AdminPrincipal>();
+
+/** The admin credential that authenticated this request (set by the admin guard). */
+export const adminPrincipalOf = (request: FastifyRequest): AdminPrincipal | undefined => principals.get(request);
+
+/**
+ * The audit actor of an admin request: `admin` for the admin token, `admin_key:adk_…` for an admin
+ * key (its id, never the key). Routes pass it to what they audit.
+ */
+export function adminActorOf(request: FastifyRequest): string {
+  const p = principals.get(request);
+  return p ? actorOf(p) : 'admin';
+}
+
+/**
+ * Admin bearer check, then the role check. The right credential always passes authentication at
+ * once; only failures are counted, per client address, and past the budget they are answered
+ * `429 rate_limited` with Retry-After instead of 401. An authenticated credential whose role is
+ * below what the route needs (admin/roles.ts: one table, default by method) gets `403
+ * admin_forbidden` naming the role needed; this runs on `onRequest`, before the body is read.
  */
 export function createAdminGuard(
-  verify: (token: string) => boolean | Promise<boolean>,
+  authenticate: AdminAuthenticator,
   limit: AdminAuthLimit = { failuresPerSecond: defaults.adminAuthFailuresPerSecond, failureBurst: defaults.adminAuthFailureBurst },
 ) {
   const failures = createMemoryBuckets({ now: limit.now });
   return async function requireAdmin(request: FastifyRequest): Promise<void> {
     const token = bearerOf(request);
-    if (token && (await verify(token))) return;
+    const found = token ? await authenticate(token) : undefined;
+    const principal = found === true ? ADMIN_TOKEN_PRINCIPAL : found || undefined;
+    if (principal) {
+      principals.set(request, principal);
+      const needed = requiredRole(request.method, request.routeOptions.url);
+      if (!roleAllows(principal.role, needed)) {
+        throw new WarrantError('admin_forbidden', `${request.method} ${request.routeOptions.url} needs the admin role ${needed}; this admin key has the role ${principal.role}`, {
+          required_role: needed,
+          role: principal.role,
+        });
+      }
+      return;
+    }
     const refused = failures.take([{ key: clientKey(request.ip), ratePerSecond: limit.failuresPerSecond, burst: limit.failureBurst }]);
     if (refused) {
       throw new WarrantError('rate_limited', 'too many failed admin authentications from this address; wait before trying again', {
@@ -54,6 +90,6 @@ export function createAdminGuard(
         retry_after: Math.max(1, Math.ceil(refused.waitMs / 1000)),
       });
     }
-    throw new WarrantError('admin_unauthenticated', 'send the admin token as Authorization: Bearer …');
+    throw new WarrantError('admin_unauthenticated', 'send the admin token or an admin key as Authorization: Bearer …');
   };
 }

@@ -11,6 +11,8 @@ export const redactPaths = [
   '*.refresh_token',
   '*.id_token',
   '*.client_secret',
+  '*.private_key',
+  '*.client_private_key',
   '*.api_key',
   '*.code_verifier',
   '*.password',
@@ -19,6 +21,7 @@ export const redactPaths = [
   'access_token',
   'refresh_token',
   'client_secret',
+  'private_key',
   'api_key',
   'token',
 ];

@@ -1,6 +1,6 @@
 // Warrant's own MCP server at /mcp/warrant (DESIGN.md, "mcp/"): tools for agents over Streamable
 // HTTP, both protocol eras, with RFC 9728 metadata. The gateway in front of remote MCP servers
-// (/mcp/{server}) will live beside it.
+// (/mcp/{server}) lives beside it (gateway/); both serve Streamable HTTP through http.ts.
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuthenticatedAgent } from '../agents/index.ts';
@@ -12,6 +12,7 @@ import type { Store } from '../store/index.ts';
 import type { ConnectFlow } from '../tokens/index.ts';
 import { createCallerAuthenticator, type AccessTokenVerifier } from './caller.ts';
 import { createMcpEndpoint } from './endpoint.ts';
+import { createRefusalAudit } from './http.ts';
 import { mcpMetadataRoutes } from './metadata.ts';
 import { mcpDefaults, type McpOptions } from './options.ts';
 import { argumentsHasher, createToolRunner } from './tool-kit.ts';
@@ -66,11 +67,7 @@ export function createWarrantMcp(deps: WarrantMcpDeps) {
     publicUrl: deps.publicUrl,
     options,
     logger: deps.logger,
-    audit: (entry) => {
-      const slot = deps.auditQueue.reserve();
-      if (slot) slot.commit(entry);
-      else deps.logger.warn({ type: entry.type }, 'audit queue full: an mcp event was not recorded');
-    },
+    refusals: createRefusalAudit({ auditQueue: deps.auditQueue, logger: deps.logger }),
   });
   return {
     /** The raw node:http route of /mcp/warrant (AppDeps.rawRoutes). */

@@ -8,7 +8,8 @@ export const WARRANT_MCP_PATH = '/mcp/warrant';
 /** RFC 9728 §3.1: the well-known suffix is inserted between the host and the resource's path. */
 export const WARRANT_MCP_METADATA_PATH = `/.well-known/oauth-protected-resource${WARRANT_MCP_PATH}`;
 
-const protectedResource = z.object({
+/** RFC 9728 §2: the document's members Warrant answers (the response schema of every metadata route). */
+export const protectedResource = z.object({
   resource: z.string(),
   authorization_servers: z.array(z.string()),
   scopes_supported: z.array(z.string()),

@@ -78,6 +78,9 @@ export function createSessionTable<T>(opts: SessionTableOptions) {
       return s !== undefined && s.agentId !== agentId;
     },
 
+    /** Whom a live session belongs to (for the audit of a refused use; never told to the caller). */
+    ownerOf: (id: string): string | undefined => sessions.get(id)?.agentId,
+
     remove: (id: string) => remove(id, 'closed'),
     size: () => sessions.size,
 

@@ -1,9 +1,9 @@
-import { createHmac, hkdfSync, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
 import { WarrantError, invalidRequest, isWarrantError } from '../errors/index.ts';
-import type { AuditQueue } from '../events/index.ts';
+import { createAuditHmac, type AuditQueue } from '../events/index.ts';
 import type { McpCaller, McpScope } from './caller.ts';
 
 // What every tool of /mcp/warrant shares: a zod input schema (the JSON Schema the model reads is
@@ -59,13 +59,14 @@ function canonicalJson(value: unknown): string {
 
 /**
  * The audit entry's `arguments_hash`: an HMAC (not a bare hash, which a guessable argument such
- * as a short body could be found from) under a key derived from the audit chain key, so every
+ * as a short body could be found from) under a key derived from the audit chain key
+ * (events/audit-hmac.ts, kind `arguments`), so every
  * instance computes the same value and anyone holding the store can check a claimed set of
  * arguments against it. The arguments themselves are never written.
  */
 export function argumentsHasher(chainKey: KeyObject): (args: unknown) => string {
-  const key = Buffer.from(hkdfSync('sha256', chainKey.export(), Buffer.alloc(0), 'warrant mcp tool arguments', 32));
-  return (args) => `hmac-sha256:${createHmac('sha256', key).update(canonicalJson(args ?? {})).digest('base64url')}`;
+  const hmac = createAuditHmac(chainKey);
+  return (args) => hmac('arguments', canonicalJson(args ?? {}));
 }
 
 export const problemResult = (err: WarrantError, requestId: string): CallToolResult => ({

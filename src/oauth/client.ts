@@ -2,6 +2,7 @@ import * as oauth from 'oauth4webapi';
 import { SignJWT, importPKCS8 } from 'jose';
 import { responseScopeSeparator, type Provider, type ProviderEnvironment } from '../providers/index.ts';
 import { classify, OAuthCallError } from './errors.ts';
+import { privateKeyJwt } from './client-assertion.ts';
 import { idpFetch, type IdpEndpoint, type IdpGuard } from './fetch.ts';
 import { askApiWithToken, revokeShaped, type ApiCheck } from './revocation.ts';
 import { normaliseTokenResponse } from './token-response.ts';
@@ -33,6 +34,8 @@ export interface OAuthClientOptions {
   endpoints: ProviderEnvironment;
   clientId: string;
   clientSecret?: string;
+  /** PKCS#8 PEM private key of a `private_key_jwt` client (the definition's `client_private_key`). */
+  clientPrivateKey?: string;
   /** The definition's `api_headers` with the connection's params filled in, for the API call that verifies a revocation. */
   apiHeaders?: Record<string, string>;
   timeoutMs: number;
@@ -53,17 +56,41 @@ const isLoopback = (url: string) => {
 const anyTokenType: oauth.RecognizedTokenTypes = new Proxy({}, { get: (_, key) => (typeof key === 'string' ? () => {} : undefined) });
 const tokenOptions = { recognizedTokenTypes: anyTokenType };
 
+/** One `private_key_jwt` ClientAuth per client options, so the key is imported once. */
+const assertionAuths = new WeakMap<OAuthClientOptions, oauth.ClientAuth>();
+
 function clientAuth(opts: OAuthClientOptions): oauth.ClientAuth {
   switch (opts.provider.token_auth_method) {
     case 'client_secret_post':
       return oauth.ClientSecretPost(opts.clientSecret ?? '');
     case 'none':
       return oauth.None();
-    case 'private_key_jwt':
-      throw new OAuthCallError('misconfigured', 'unsupported', undefined, 'private_key_jwt client authentication is not configured for this provider');
+    case 'private_key_jwt': {
+      // RFC 7523 §2.2: generic for any provider whose client has a private key (client-assertion.ts).
+      if (!opts.clientPrivateKey) throw new OAuthCallError('misconfigured', 'invalid_key', undefined, `${opts.provider.id} uses private_key_jwt but has no client_private_key configured`);
+      let auth = assertionAuths.get(opts);
+      if (!auth) assertionAuths.set(opts, (auth = privateKeyJwt(opts.clientPrivateKey, opts.provider.client_assertion_alg)));
+      return auth;
+    }
     default:
-      return oauth.ClientSecretBasic(opts.clientSecret ?? '');
+      return clientSecretBasic(opts.clientSecret ?? '');
   }
+}
+
+/** application/x-www-form-urlencoded as WHATWG URL serialises it: `-._*` and alphanumerics stay as they are. */
+const formEncode = (s: string) => new URLSearchParams([['', s]]).toString().slice(1);
+
+/**
+ * RFC 6749 §2.3.1 Basic: id and secret form-encoded, then RFC 7617. oauth4webapi also encodes
+ * `-._~*'()!`, which a server that decodes reads the same, but many (the MCP SDK's own server
+ * among them) compare the raw text: `pre-registered-client` arrived as `pre%2Dregistered%2Dclient`.
+ * Leaving the characters the form serialiser leaves is equal for a decoding server and right for
+ * the others; `:`, `%`, `+` and spaces are still encoded, so the split stays unambiguous.
+ */
+function clientSecretBasic(clientSecret: string): oauth.ClientAuth {
+  return (_as, client, _body, headers) => {
+    headers.set('authorization', `Basic ${Buffer.from(`${formEncode(client.client_id)}:${formEncode(clientSecret)}`).toString('base64')}`);
+  };
 }
 
 export type OAuthClient = ReturnType<typeof createOAuthClient>;

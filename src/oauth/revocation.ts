@@ -102,7 +102,7 @@ export async function revokeShaped(t: RevocationTarget, token: string, hint: 're
   throw new IdpFailure(code ? kindOfCode(code, status) : 'misconfigured', code ?? 'not_revoked', status, `the IdP answered ${status} without revoking${code ? ` (${code})` : ''}`);
 }
 
-export type ApiCheck = { outcome: 'refused' | 'accepted' | 'inconclusive'; detail: string };
+export type ApiCheck = { outcome: 'refused' | 'accepted' | 'inconclusive'; detail: string; /** The API's answer status, when it answered. */ status?: number };
 
 /**
  * GET `api_base_url` + `verify_path` with the access token, presented as the API expects it
@@ -136,8 +136,8 @@ export async function askApiWithToken(
   }
   const { status } = answer;
   if (status === 401 || (!answer.overflow && provider.auth_failures.some((p) => matchesAnswer(p, answerOf(answer))))) {
-    return { outcome: 'refused', detail: `the API refuses the revoked token (${target.verifyPath} answered ${status})` };
+    return { outcome: 'refused', detail: `the API refuses the revoked token (${target.verifyPath} answered ${status})`, status };
   }
-  if (status >= 200 && status < 300) return { outcome: 'accepted', detail: `the API still accepts the token (${target.verifyPath} answered ${status})` };
-  return { outcome: 'inconclusive', detail: `could not verify: ${target.verifyPath} answered ${status}` };
+  if (status >= 200 && status < 300) return { outcome: 'accepted', detail: `the API still accepts the token (${target.verifyPath} answered ${status})`, status };
+  return { outcome: 'inconclusive', detail: `could not verify: ${target.verifyPath} answered ${status}`, status };
 }

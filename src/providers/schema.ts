@@ -113,6 +113,8 @@ export const environmentSchema = z.strictObject({
   /** This environment's own app credentials, when they differ from the definition's (QuickBooks sandbox and production are different apps). */
   client_id: secretRef.optional(),
   client_secret: secretRef.optional(),
+  /** This environment's own `client_private_key` (goes with its own `client_id`, as `client_secret` does). */
+  client_private_key: secretRef.optional(),
 });
 
 /** Header name → value; a value may hold `{param}` placeholders filled from the connection's params (`{tenant_id}`). */
@@ -160,6 +162,21 @@ export const providerSchema = z
     token_auth_method: z
       .enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'])
       .default('client_secret_basic'),
+    /**
+     * `private_key_jwt` (RFC 7523 §2.2): the client's private key, PKCS#8 PEM (EC P-256 or RSA), or
+     * `${env:NAME}`. Each token request carries an assertion signed with it (iss = sub = client_id,
+     * aud = the issuer, 60 s, a fresh jti).
+     */
+    client_private_key: secretRef.optional(),
+    /** The assertion's `alg`; default ES256 for an EC key, RS256 for an RSA key. */
+    client_assertion_alg: z.enum(['ES256', 'RS256', 'PS256']).optional(),
+    /**
+     * What `invalid_client` from the token endpoint means for a connection: `misconfigured` (Warrant's
+     * app settings are wrong: status `error`, retried with backoff until an operator fixes them) or
+     * `terminal` (the client credentials are the grant itself, as an MCP server registered for
+     * client credentials: their refusal ends it, `reauth_required` with one alert).
+     */
+    client_refusal: z.enum(['misconfigured', 'terminal']).default('misconfigured'),
     environments: z
       .record(z.string().regex(/^[a-z0-9-]+$/), environmentSchema)
       .refine((e) => Object.keys(e).length > 0, { message: 'at least one environment' }),
@@ -311,6 +328,9 @@ export const providerSchema = z
     sources: z.record(z.string().min(1), z.string().min(1)).optional(),
   })
   .superRefine((p, ctx) => {
+    if (p.token_auth_method === 'private_key_jwt' && !p.client_private_key && !Object.values(p.environments).some((e) => e.client_private_key)) {
+      ctx.addIssue({ code: 'custom', path: ['client_private_key'], message: 'required when token_auth_method is private_key_jwt' });
+    }
     for (const [name, env] of Object.entries(p.environments)) {
       const needs: (keyof typeof env)[] =
         p.auth === 'oauth2' ? ['authorization_url', 'token_url'] : p.auth === 'client_credentials' || p.auth === 'jwt_bearer' ? ['token_url'] : [];

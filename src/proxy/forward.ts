@@ -6,6 +6,7 @@ import { WarrantError, isWarrantError, notFound } from '../errors/index.ts';
 import type { Provider } from '../providers/index.ts';
 import type { ConnectionRow, Store } from '../store/index.ts';
 import type { AuditQueue } from '../events/audit-queue.ts';
+import type { AuditHmac } from '../events/audit-hmac.ts';
 import { fillTemplate, type TokenService } from '../tokens/index.ts';
 import { API_HOST_HEADER, createApiBases, routeCall, type ApiBases } from './hosts.ts';
 import { apiHeadersOrProblem } from '../tokens/index.ts';
@@ -35,6 +36,8 @@ export interface ProxyRequest {
   headers: IncomingHttpHeaders;
   /** The request body stream; undefined when the request has none. */
   body?: Readable;
+  /** The caller's address (the socket's peer): audited only as its keyed HMAC (`client_ip`). */
+  clientIp?: string;
 }
 
 export interface ProxyResponse {
@@ -102,6 +105,8 @@ export function createForwarder(deps: {
   upstreams: Upstreams;
   auditQueue: AuditQueue;
   logger: Logger;
+  /** Keys `client_ip` in the audit (events/audit-hmac.ts); without it the address is not recorded. */
+  auditHmac?: AuditHmac;
   settings?: Partial<ProxySettings>;
   /** How long connection metadata is cached; status changes reach the proxy within this time. */
   metaTtlMs?: number;
@@ -155,6 +160,7 @@ export function createForwarder(deps: {
           refreshed: outcome.refreshed,
           duration_ms: Math.round((performance.now() - started) * 10) / 10,
           request_id: req.requestId,
+          ...(req.clientIp && deps.auditHmac ? { client_ip: deps.auditHmac('client_ip', req.clientIp) } : {}),
         },
       });
     }

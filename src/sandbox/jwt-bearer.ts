@@ -20,11 +20,23 @@ const maxAssertionLifetimeSeconds = 3600;
 /** How far ahead of ours an assertion's clock may run (iat in the future). */
 const clockSkewSeconds = 30;
 
+export interface RegisteredKey {
+  publicKey: KeyObject;
+  /** The JWS algorithms the key can verify. */
+  algorithms: string[];
+}
+
 export interface ServiceAccount {
   clientId: string;
+  /** The key registered first; `keys` holds every key an assertion may be signed with. */
   publicKey: KeyObject;
-  /** The JWS algorithms the key can verify; the first one is what a definition names. */
+  /** The JWS algorithms the first key can verify; the first one is what a definition names. */
   algorithms: string[];
+  /**
+   * Every registered key (Google service accounts hold several: a key is uploaded, used, then the
+   * old one deleted). An assertion verifies against any of them.
+   */
+  keys: RegisteredKey[];
   /** Scopes the account may be granted; all of them when an assertion asks for none. */
   scope: string[];
 }
@@ -43,6 +55,10 @@ export interface ServiceAccounts {
   /** Registers an account with a fresh RSA-2048 key pair and hands out its private key. */
   create(account: { client_id: string; scope?: string }): Promise<ServiceAccountKey>;
   get(clientId: string): ServiceAccount | undefined;
+  /** Uploads another public key (SPKI PEM) to an account, as a key rotation does before switching. */
+  addKey(clientId: string, publicKeyPem: string): void;
+  /** Deletes a key of an account (SPKI PEM of its public half); assertions signed with it are refused from then on. */
+  removeKey(clientId: string, publicKeyPem: string): void;
 }
 
 export interface JwtBearerDeps {
@@ -99,18 +115,28 @@ export async function installJwtBearer(provider: Provider, deps: JwtBearerDeps):
       if (!account) throw new errors.UnauthorizedClient('the client is not a service account');
       if (typeof params.assertion !== 'string' || !params.assertion) throw new errors.InvalidRequest("missing required parameter 'assertion'");
 
-      let claims: Awaited<ReturnType<typeof jwtVerify>>['payload'];
-      try {
-        ({ payload: claims } = await jwtVerify(params.assertion, account.publicKey, {
-          algorithms: account.algorithms,
-          issuer: account.clientId,
-          audience: audiences,
-          requiredClaims: ['exp', 'iat', 'jti'],
-        }));
-      } catch (err) {
-        if (!(err instanceof jose.JOSEError)) throw err;
-        log(`jwt-bearer client=${account.clientId} refused: ${err.message}`);
-        throw invalidGrant(`the assertion is invalid: ${err.message}`);
+      let claims: Awaited<ReturnType<typeof jwtVerify>>['payload'] | undefined;
+      let refusal: Error | undefined;
+      // Any registered key may have signed it; a signature that fails on one key is tried on the next.
+      for (const key of account.keys) {
+        try {
+          ({ payload: claims } = await jwtVerify(params.assertion, key.publicKey, {
+            algorithms: key.algorithms,
+            issuer: account.clientId,
+            audience: audiences,
+            requiredClaims: ['exp', 'iat', 'jti'],
+          }));
+          break;
+        } catch (err) {
+          if (!(err instanceof jose.JOSEError)) throw err;
+          refusal = err;
+          if (!(err instanceof jose.JWSSignatureVerificationFailed) && !(err instanceof jose.JOSEAlgNotAllowed)) break;
+        }
+      }
+      if (!claims) {
+        const why = refusal?.message ?? 'the service account has no key';
+        log(`jwt-bearer client=${account.clientId} refused: ${why}`);
+        throw invalidGrant(`the assertion is invalid: ${why}`);
       }
       const { exp, iat, jti, sub } = claims as { exp: number; iat: number; jti: unknown; sub?: unknown };
       const now = Math.floor(Date.now() / 1000);
@@ -175,7 +201,7 @@ export async function installJwtBearer(provider: Provider, deps: JwtBearerDeps):
       token_endpoint_auth_method: 'none',
       scope: scope.join(' '),
     };
-    const account: ServiceAccount = { clientId, publicKey, algorithms, scope };
+    const account: ServiceAccount = { clientId, publicKey, algorithms, keys: [{ publicKey, algorithms }], scope };
     accounts.set(clientId, account);
     await clientStore.upsert(clientId, metadata as never);
     log(`service account ${clientId} registered (${algorithms[0]}, scope ${scope.join(' ') || '-'})`);
@@ -193,5 +219,27 @@ export async function installJwtBearer(provider: Provider, deps: JwtBearerDeps):
       return { client_id: input.client_id, privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), publicKeyPem };
     },
     get: (clientId) => accounts.get(clientId),
+    addKey(clientId, publicKeyPem) {
+      const account = accounts.get(clientId);
+      if (!account) throw new TypeError(`no service account ${clientId}`);
+      let publicKey: KeyObject;
+      try {
+        publicKey = createPublicKey(publicKeyPem);
+      } catch (err) {
+        throw new TypeError(`the public key for service account ${clientId} is not a PEM key: ${(err as Error).message}`);
+      }
+      if (account.keys.some((k) => k.publicKey.equals(publicKey))) return;
+      account.keys.push({ publicKey, algorithms: algorithmsFor(publicKey) });
+      log(`service account ${clientId}: key added (${account.keys.length} now)`);
+    },
+    removeKey(clientId, publicKeyPem) {
+      const account = accounts.get(clientId);
+      if (!account) throw new TypeError(`no service account ${clientId}`);
+      const publicKey = createPublicKey(publicKeyPem);
+      const before = account.keys.length;
+      account.keys = account.keys.filter((k) => !k.publicKey.equals(publicKey));
+      if (account.keys.length === before) throw new TypeError(`service account ${clientId} has no such key`);
+      log(`service account ${clientId}: key removed (${account.keys.length} left)`);
+    },
   };
 }

@@ -30,6 +30,14 @@ export interface Sandbox {
    * scope. Rejects when the client_id is taken.
    */
   addServiceAccount(account: { client_id: string; scope?: string }): Promise<ServiceAccountKey>;
+  /**
+   * Uploads another public key (SPKI PEM) to a service account, as an admin does during a key
+   * rotation (Warrant shows the new public key: `warrant rotate --public-key`); both keys work
+   * until `removeServiceAccountKey` deletes the old one.
+   */
+  addServiceAccountKey(clientId: string, publicKeyPem: string): void;
+  /** Deletes one key of a service account; assertions signed with it get invalid_grant from then on. */
+  removeServiceAccountKey(clientId: string, publicKeyPem: string): void;
   /** A Warrant `auth: jwt_bearer` definition for a registered service account; passes `providerSchema.parse`. */
   serviceAccountDefinition(id: string, clientId: string): ProviderInput;
   /** With a persona, its counters too (`persona`). */
@@ -151,6 +159,8 @@ export async function startSandbox(opts: SandboxOptions & PersonaOption = {}): P
     controlUrl,
     providerDefinition: (id) => buildProviderDefinition({ urls, options, accessTokenTtl: lifetimes.accessTokenTtl }, id),
     addServiceAccount: (account) => serviceAccounts.create(account),
+    addServiceAccountKey: (clientId, pem) => serviceAccounts.addKey(clientId, pem),
+    removeServiceAccountKey: (clientId, pem) => serviceAccounts.removeKey(clientId, pem),
     serviceAccountDefinition(id, clientId) {
       const account = serviceAccounts.get(clientId);
       if (!account) throw new TypeError(`serviceAccountDefinition: no service account ${clientId} is registered`);

@@ -1,5 +1,17 @@
+import type { ExpressionBuilder } from 'kysely';
 import type { Db } from './db.ts';
-import type { ConnectionPatch, ConnectionRow, ConnectionStatus, ExpiryNotice, NewConnectionRow } from './schema.ts';
+import type { Database, ConnectionPatch, ConnectionRow, ConnectionStatus, ExpiryNotice, NewConnectionRow } from './schema.ts';
+
+/** EXISTS: the vault holds the sealed secret `field` of the connection row in scope. */
+export const hasConnectionSecret = (eb: ExpressionBuilder<Database, 'connections'>, field: string) =>
+  eb.exists(
+    eb
+      .selectFrom('secrets')
+      .select('secrets.ref')
+      .where('secrets.scope', '=', 'connection')
+      .whereRef('secrets.ref', '=', 'connections.id')
+      .where('secrets.field', '=', field),
+  );
 
 export interface ConnectionFilter {
   owner?: string;
@@ -13,6 +25,8 @@ export interface GrantLimits {
   provider: string;
   lifetimeMs?: number;
   idleMs?: number;
+  /** A refresh-token rotation schedule where the provider cannot rotate: announced like a lifetime, from `credential_issued_at`. */
+  rotationMs?: number;
 }
 
 export type GrantNearingEnd = ConnectionRow & { has_refresh_token: boolean };
@@ -145,23 +159,12 @@ export function createConnectionsRepo(db: Db) {
       page: { previous: ExpiryNotice | null; after?: string },
       trx: Db = db,
     ): Promise<GrantNearingEnd[]> {
-      const usable = limits.filter((l) => l.lifetimeMs || l.idleMs);
+      const usable = limits.filter((l) => l.lifetimeMs || l.idleMs || l.rotationMs);
       if (!usable.length) return [];
       const rows = await trx
         .selectFrom('connections')
         .selectAll('connections')
-        .select((eb) =>
-          eb
-            .exists(
-              eb
-                .selectFrom('secrets')
-                .select('secrets.ref')
-                .where('secrets.scope', '=', 'connection')
-                .whereRef('secrets.ref', '=', 'connections.id')
-                .where('secrets.field', '=', 'refresh_token'),
-            )
-            .as('has_refresh_token'),
-        )
+        .select((eb) => hasConnectionSecret(eb, 'refresh_token').as('has_refresh_token'))
         .where('connections.status', 'in', ['active', 'error'])
         .where('connections.expiry_notice', page.previous === null ? 'is' : '=', page.previous)
         .$if(page.after !== undefined, (q) => q.where('connections.id', '>', page.after!))
@@ -186,16 +189,17 @@ export function createConnectionsRepo(db: Db) {
                       eb('connections.status', '=', 'error'),
                       eb('connections.failure_count', '>', 0),
                       eb.not(
-                        eb.exists(
-                          eb
-                            .selectFrom('secrets')
-                            .select('secrets.ref')
-                            .where('secrets.scope', '=', 'connection')
-                            .whereRef('secrets.ref', '=', 'connections.id')
-                            .where('secrets.field', '=', 'refresh_token'),
-                        ),
+                        hasConnectionSecret(eb, 'refresh_token'),
                       ),
                     ]),
+                  ]),
+                );
+              }
+              if (l.rotationMs) {
+                near.push(
+                  eb.and([
+                    eb(eb.fn.coalesce('connections.credential_issued_at', 'connections.grant_started_at', 'connections.created_at'), '<=', until - l.rotationMs),
+                    hasConnectionSecret(eb, 'refresh_token'),
                   ]),
                 );
               }

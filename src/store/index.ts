@@ -6,6 +6,7 @@ import { createSettingsRepo } from './settings.ts';
 import { createKeysRepo } from './keys.ts';
 import { createConnectionsRepo } from './connections.ts';
 import { createOwnersRepo } from './owners.ts';
+import { createRotationsRepo } from './rotations.ts';
 import { createVault } from './vault.ts';
 import { createKeyCanary } from './canary.ts';
 import type { KeyRingSource } from '../crypto/index.ts';
@@ -15,7 +16,8 @@ export type * from './schema.ts';
 export type { Vault, RotationReport } from './vault.ts';
 export type { SecretKey } from './secrets.ts';
 export type { ConnectionFilter, GrantLimits, GrantNearingEnd } from './connections.ts';
-export type { OwnerRow, OwnersRepo } from './owners.ts';
+export type { OwnerRow, OwnersRepo, OwnerWithCounts, OwnerFilter } from './owners.ts';
+export type { RotationsRepo, RotationCandidate } from './rotations.ts';
 export { KeyCheckError, EX_CONFIG, type KeyCanary } from './canary.ts';
 export { createAdminTokens, type AdminTokens } from './admin-token.ts';
 export { createKeyHeartbeat, newInstanceId, type KeyHeartbeat } from './key-heartbeat.ts';
@@ -57,7 +59,9 @@ export async function createStore(opts: StoreOptions) {
     canary,
     settings,
     connections: createConnectionsRepo(db),
-    owners: createOwnersRepo(db),
+    owners: createOwnersRepo(db, dialect as Dialect),
+    /** Rotation schedules' bookkeeping (tokens/rotation-schedules.ts). */
+    rotations: createRotationsRepo(db),
     /** Runs `fn` in one transaction; repository calls given `trx` commit or roll back together. */
     transaction<T>(fn: (trx: Db) => Promise<T>): Promise<T> {
       return db.transaction().execute(fn);

@@ -80,6 +80,8 @@ export interface ConnectionsTable {
   grant_started_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
   /** The last `credential.expiring` notice sent for this grant; null until one is, and again after a re-connect. */
   expiry_notice: ColumnType<ExpiryNotice | null, ExpiryNotice | null | undefined, ExpiryNotice | null>;
+  /** When the long-lived credential was issued: the refresh token held now, or the JWT-bearer private key (migration 014_i5; rotation schedules). */
+  credential_issued_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
   created_at: Millis;
   updated_at: Millis;
 }
@@ -101,13 +103,20 @@ export interface AgentsTable {
   owner: string;
   key_id: string;
   key_hash: string;
-  status: 'active' | 'revoked';
+  /** `suspended` (migration 010): refused with `agent_suspended` until an admin reactivates it. */
+  status: 'active' | 'suspended' | 'revoked';
   expires_at: Millis | null;
   last_used_at: Millis | null;
   created_at: Millis;
   revoked_at: Millis | null;
   /** Set when the agent is an OAuth client of Warrant's authorization server (src/authz). */
   oauth_client: string | null;
+  /** When `agent.orphaned` was sent for the current orphan episode (agents/orphans.ts); null otherwise. */
+  orphaned_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  /** While suspended: since when. */
+  suspended_at: ColumnType<Millis | null, Millis | null | undefined, Millis | null>;
+  /** While suspended: why, a JSON list (orphan reasons, or `admin`). */
+  suspended_reasons: ColumnType<Json | null, Json | null | undefined, Json | null>;
 }
 
 export interface GrantsTable {
@@ -161,6 +170,16 @@ export interface AuditEventsTable {
   hash: string;
 }
 
+/** The audit chain's sealed head (migration 015_i3, src/events/chain.ts `sealOf`): one row, id 'head'. */
+export interface AuditSealTable {
+  id: string;
+  seq: number;
+  event_id: string;
+  hash: string;
+  /** HMAC-SHA256 under a key derived from the chain key over (seq, event_id, hash). */
+  mac: string;
+}
+
 export interface WebhooksTable {
   id: string;
   url: string;
@@ -182,6 +201,78 @@ export interface WebhookDeliveriesTable {
   delivered_at: Millis | null;
 }
 
+/** Scoped admin keys (migration 011_i6, src/admin/keys.ts). */
+export interface AdminKeysTable {
+  id: string;
+  name: string;
+  role: 'read' | 'operate' | 'admin';
+  /** SHA-256 (base64url) of the key's secret half. */
+  key_hash: string;
+  /** The audit actor that created it (`admin`, `admin_key:adk_…`). */
+  created_by: string;
+  created_at: Millis;
+  expires_at: Millis | null;
+  revoked_at: Millis | null;
+  last_used_at: Millis | null;
+}
+
+/** SCIM 2.0 Users (migration 012_i2, src/scim): the SCIM id and profile of an owner. */
+export interface ScimUsersTable {
+  /** The SCIM `id` (a UUID); the owner id is the `userName`. */
+  id: string;
+  owner: string;
+  external_id: string | null;
+  /** The profile the IdP sent (displayName, name, emails …), JSON; never a password. */
+  attributes: Json;
+  created_at: Millis;
+  updated_at: Millis;
+  /** Deleted through SCIM: 404 from then on (RFC 7644 §3.6); a later POST provisions anew. */
+  deleted_at: Millis | null;
+}
+
+/** What offboarding did to one upstream grant of an owner (migration 013_i1, src/agents/offboarding.ts). */
+export interface OffboardedConnectionsTable {
+  connection_id: string;
+  owner: string;
+  provider: string;
+  /** 0/1 */
+  revoked: number;
+  /** 0/1 */
+  verified: number;
+  verification: 'introspection' | 'refresh_refused' | 'probe_401' | 'unsupported';
+  detail: string;
+  /** The HTTP status of the IdP's (or API's) answer the verification rests on; null when none. */
+  idp_status: number | null;
+  checked_at: Millis;
+}
+
+/** Rotations in progress and credentials tracked apart from connections (migration 014_i5, src/tokens/rotation-schedules.ts). */
+export interface CredentialRotationsTable {
+  kind: 'refresh_token' | 'private_key' | 'client_secret';
+  /** The connection id; for a client secret `provider/environment`. */
+  ref: string;
+  /** `tracked`: nothing under way; `pending`: a new private key awaits its first working token; `verifying`: the old refresh token awaits its check. */
+  state: 'tracked' | 'pending' | 'verifying';
+  /** Client secrets: when this fingerprint was first seen (its age counts from here). */
+  issued_at: Millis | null;
+  /** Client secrets: HMAC-SHA256 of the secret under a key sealed in the vault; never the secret. */
+  fingerprint: string | null;
+  /** Client secrets: the fingerprint before the last change (an instance not yet restarted still holds it). */
+  previous_fingerprint: string | null;
+  /** When the pending or verifying rotation began. */
+  started_at: Millis | null;
+  /** A pending private key's public half (SPKI PEM): for upload, not a secret. */
+  public_key: string | null;
+  /** `verifying`: the old refresh token is checked from this time (after the provider's grace period). */
+  verify_after: Millis | null;
+  /** The last notice sent about this credential (`14d`, `2d`, `overdue`). */
+  notice: string | null;
+  failures: ColumnType<number, number | undefined, number>;
+  next_attempt_at: Millis | null;
+  last_error: string | null;
+  updated_at: Millis;
+}
+
 export interface Database {
   keys: KeysTable;
   key_usage: KeyUsageTable;
@@ -195,8 +286,13 @@ export interface Database {
   connection_shares: ConnectionSharesTable;
   connect_sessions: ConnectSessionsTable;
   audit_events: AuditEventsTable;
+  audit_seal: AuditSealTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  offboarded_connections: OffboardedConnectionsTable;
+  scim_users: ScimUsersTable;
+  admin_keys: AdminKeysTable;
+  credential_rotations: CredentialRotationsTable;
 }
 
 export type ConnectionRow = Selectable<ConnectionsTable>;
@@ -208,3 +304,5 @@ export type GrantRow = Selectable<GrantsTable>;
 export type ConnectSessionRow = Selectable<ConnectSessionsTable>;
 export type AuditEventRow = Selectable<AuditEventsTable>;
 export type WebhookRow = Selectable<WebhooksTable>;
+export type AdminKeyRow = Selectable<AdminKeysTable>;
+export type CredentialRotationRow = Selectable<CredentialRotationsTable>;

@@ -40,13 +40,22 @@ export function checkParams(provider: Provider, params: Record<string, unknown>,
  * the environment's `client_secret` or the definition's. `${env:NAME}` is resolved here, at use.
  */
 export function clientCredentialsFor(
-  provider: Pick<Provider, 'client_id' | 'client_secret' | 'environments'>,
+  provider: Pick<Provider, 'client_id' | 'client_secret' | 'environments'> & Partial<Pick<Provider, 'client_private_key'>>,
   environment: string,
   env?: NodeJS.ProcessEnv,
-): { clientId?: string; clientSecret?: string } {
+): { clientId?: string; clientSecret?: string; clientPrivateKey?: string } {
   const own = provider.environments[environment];
-  if (own?.client_id) return { clientId: resolveSecretRef(own.client_id, env), clientSecret: resolveSecretRef(own.client_secret, env) };
-  return { clientId: resolveSecretRef(provider.client_id, env), clientSecret: resolveSecretRef(own?.client_secret ?? provider.client_secret, env) };
+  // A private key only where one is configured (private_key_jwt): most clients have none.
+  const key = (ref: string | undefined) => {
+    const pem = resolveSecretRef(ref, env);
+    return pem ? { clientPrivateKey: pem } : {};
+  };
+  if (own?.client_id) return { clientId: resolveSecretRef(own.client_id, env), clientSecret: resolveSecretRef(own.client_secret, env), ...key(own.client_private_key) };
+  return {
+    clientId: resolveSecretRef(provider.client_id, env),
+    clientSecret: resolveSecretRef(own?.client_secret ?? provider.client_secret, env),
+    ...key(own?.client_private_key ?? provider.client_private_key),
+  };
 }
 
 /**
@@ -77,6 +86,7 @@ export function endpointsFor(provider: Provider, environment: string, params: Re
   // App credentials are read by clientCredentialsFor, and a literal secret has no business in endpoints.
   delete out.client_id;
   delete out.client_secret;
+  delete out.client_private_key;
   // The issuer is filled like an endpoint: it is compared with `iss` (RFC 9207), so a placeholder
   // in it (Okta `https://{okta_domain}`) must hold the connection's checked value.
   for (const key of [...endpointKeys, 'issuer'] as const) {
@@ -124,8 +134,10 @@ export function createClientResolver(opts: {
   return (provider, environment, params) => {
     const key = `${provider.id}\n${environment}\n${JSON.stringify(params)}`;
     let client = cache.get(key);
-    if (!client) {
-      const { clientId, clientSecret } = clientCredentialsFor(provider, environment, opts.env);
+    // A definition replaced under the same id (an MCP server registered again with other
+    // credentials, a reloaded catalog) gets a client of its own, never the old one's secret or key.
+    if (!client || client.provider !== provider) {
+      const { clientId, clientSecret, clientPrivateKey } = clientCredentialsFor(provider, environment, opts.env);
       if (!clientId && provider.auth !== 'api_key' && provider.auth !== 'basic') {
         throw new WarrantError('conflict', `provider ${provider.id} has no client_id configured for ${environment} (set it in the definition or its \${env:…} variable)`);
       }
@@ -134,6 +146,7 @@ export function createClientResolver(opts: {
         endpoints: endpointsFor(provider, environment, params, clientId),
         clientId: clientId ?? '',
         clientSecret,
+        clientPrivateKey,
         apiHeaders: apiHeadersFor(provider, params),
         timeoutMs: opts.timeoutMs,
         guard: guardFor(provider),

@@ -49,6 +49,8 @@ export function createSessionStarter(deps: {
     const provider = connections.providerFor(input.provider);
     if (provider.auth !== 'oauth2') throw invalidRequest('provider', `${provider.id} does not use the authorization code flow (${provider.auth}); import the credential with POST /v1/connections`);
     const environment = connections.environmentFor(provider, input.environment);
+    // The callback would be refused anyway (connections.ts); say so before the owner consents.
+    if ((await store.owners.get(input.owner))?.status === 'offboarded') throw new WarrantError('conflict', `owner ${input.owner} is offboarded`, { owner: input.owner });
     if (input.redirect_to && !/^https?:\/\//i.test(input.redirect_to)) throw invalidRequest('redirect_to', 'must be an http(s) URL');
     const scopes = [...new Set([...(provider.default_scopes ?? []), ...input.scopes])];
     const params = input.params ?? {};

@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import { WarrantError, invalidRequest, notFound } from '../errors/index.ts';
 import { OAuthCallError, classify, type TokenSet } from '../oauth/index.ts';
 import { grantedScopes, type Provider } from '../providers/index.ts';
-import type { ConnectionRow, ConnectionStatus, Store } from '../store/index.ts';
-import type { AuditLog, EventBus } from '../events/index.ts';
+import type { ConnectionRow, ConnectionStatus, Db, Store } from '../store/index.ts';
+import type { AuditInput, AuditLog, EventBus } from '../events/index.ts';
 import { checkParams, type ClientResolver } from './clients.ts';
 import { lifetimeOf, parseJson, tokenLifetimeSeconds, type Clock, type TokenService } from './service.ts';
 import { refreshDueAt, type TimingSettings } from './timing.ts';
@@ -76,7 +76,14 @@ export interface RevocationReport {
   verification: 'introspection' | 'refresh_refused' | 'api_refused' | 'none';
   detail: string;
   deleted: boolean;
+  /** The HTTP status of the answer the verification rests on (introspection, token endpoint, API); the proof in the audit. */
+  idp_status?: number;
+  /** When the verification was made (epoch ms). */
+  checked_at?: number;
 }
+
+/** Extra writes committed with a revocation (offboarding records its outcome); answers audit entries to append. */
+export type RevocationRecorder = (report: RevocationReport, row: ConnectionRow, trx: Db) => Promise<AuditInput[]>;
 
 export interface ConnectionServiceDeps {
   store: Store;
@@ -154,10 +161,16 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
       // refresh-token lifetimes start again, and so do the expiry notices (expiry-notices.ts).
       grant_started_at: now,
       expiry_notice: null,
+      // The refresh token or private key held from now: its rotation schedule starts (rotation-schedules.ts).
+      credential_issued_at: now,
       updated_at: now,
     };
     const entries = await store.transaction(async (trx) => {
-      await store.owners.ensure(input.owner, now, trx);
+      // Locked until commit (store/owners.ts): an offboarded owner gets no new grant, and an
+      // offboarding running now either finds this connection or is seen here.
+      if ((await store.owners.claim(input.owner, now, trx)).status === 'offboarded') {
+        throw new WarrantError('conflict', `owner ${input.owner} is offboarded`, { owner: input.owner });
+      }
       if (input.existing) await store.connections.update(id, fields, trx);
       else await store.connections.insert({ id, ...fields, created_at: now }, trx);
       const key = (field: string) => ({ scope: 'connection', ref: id, field });
@@ -242,7 +255,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
      * A revocation that could not be made for a transient reason keeps the connection (and its
      * tokens) so it can be retried; the report says what was and was not verified.
      */
-    async revoke(id: string, actor: string): Promise<RevocationReport> {
+    async revoke(id: string, actor: string, opts: { record?: RevocationRecorder } = {}): Promise<RevocationReport> {
       const row = await get(id);
       const provider = catalog.get(row.provider);
       const secrets = await store.vault.getAll('connection', id);
@@ -274,20 +287,33 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
         report.verified = verification.dead;
         report.verification = verification.how;
         report.detail ||= verification.detail;
+        if (verification.status !== undefined) report.idp_status = verification.status;
+        report.checked_at = clock.now();
       }
       const entries = await store.transaction(async (trx) => {
         await store.vault.delete({ scope: 'connection', ref: id }, trx);
         await trx.deleteFrom('grants').where('connection_id', '=', id).execute();
+        await trx.deleteFrom('credential_rotations').where('ref', '=', id).where('kind', 'in', ['refresh_token', 'private_key']).execute();
         await store.connections.delete(id, trx);
         return audit.append(
           {
             type: 'connection.revoked',
             actor,
             subject: `connection:${id}`,
-            data: { provider: row.provider, owner: row.owner, revoked: report.revoked, verified: report.verified, verification: report.verification },
+            // The proof: how it was verified, the IdP's answer status, when; never token material.
+            data: {
+              provider: row.provider,
+              owner: row.owner,
+              revoked: report.revoked,
+              verified: report.verified,
+              verification: report.verification,
+              detail: report.detail,
+              idp_status: report.idp_status ?? null,
+              checked_at: report.checked_at === undefined ? null : new Date(report.checked_at).toISOString(),
+            },
           },
           trx,
-        );
+        ).then(async (revoked) => [...revoked, ...(opts.record ? await audit.append(await opts.record(report, row, trx), trx) : [])]);
       });
       bus.publish(entries);
       deps.tokens.invalidate(id);
@@ -302,15 +328,15 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     secrets: Record<string, string>,
     hint: 'refresh_token' | 'access_token',
     accessTokenLive: boolean,
-  ): Promise<{ dead: boolean; how: RevocationReport['verification']; detail: string }> {
+  ): Promise<{ dead: boolean; how: RevocationReport['verification']; detail: string; status?: number }> {
     const token = secrets[hint]!;
     let unverified = 'the provider offers no way to verify the revocation';
     if (client.endpoints.introspection_url) {
       try {
         const r = await client.introspect(token, hint);
         return r.active
-          ? { dead: false, how: 'introspection', detail: 'introspection still reports the grant active' }
-          : { dead: true, how: 'introspection', detail: 'introspection reports the grant inactive' };
+          ? { dead: false, how: 'introspection', detail: 'introspection still reports the grant active', status: 200 }
+          : { dead: true, how: 'introspection', detail: 'introspection reports the grant inactive', status: 200 };
       } catch (err) {
         deps.logger.warn({ err: classify(err, 'introspection').message }, 'revocation check by introspection failed');
       }
@@ -320,18 +346,19 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
         const fresh = await client.refresh(secrets.refresh_token);
         // The grant is alive: revoke what the check just minted too, so it does not linger.
         await client.revoke(fresh.refresh_token ?? fresh.access_token, fresh.refresh_token ? 'refresh_token' : 'access_token').catch(() => {});
-        return { dead: false, how: 'refresh_refused', detail: 'a refresh with the revoked grant still succeeded' };
+        return { dead: false, how: 'refresh_refused', detail: 'a refresh with the revoked grant still succeeded', status: 200 };
       } catch (err) {
         const e = err instanceof OAuthCallError ? err : classify(err, 'refresh');
-        if (e.kind === 'terminal') return { dead: true, how: 'refresh_refused', detail: `a refresh with the grant is refused (${e.error})` };
+        if (e.kind === 'terminal') return { dead: true, how: 'refresh_refused', detail: `a refresh with the grant is refused (${e.error})`, ...(e.status === undefined ? {} : { status: e.status }) };
         unverified = `could not verify: the refresh check failed (${e.error})`;
       }
     }
     if (provider.revocation?.verify_path && secrets.access_token) {
       if (!accessTokenLive) return { dead: false, how: 'none', detail: 'could not verify: the access token had expired, so an API refusal would prove nothing' };
       const check = await client.checkTokenRefused(secrets.access_token);
-      if (check.outcome === 'refused') return { dead: true, how: 'api_refused', detail: check.detail };
-      if (check.outcome === 'accepted') return { dead: false, how: 'api_refused', detail: check.detail };
+      const status = check.status === undefined ? {} : { status: check.status };
+      if (check.outcome === 'refused') return { dead: true, how: 'api_refused', detail: check.detail, ...status };
+      if (check.outcome === 'accepted') return { dead: false, how: 'api_refused', detail: check.detail, ...status };
       unverified = check.detail;
     }
     return { dead: false, how: 'none', detail: unverified };

@@ -93,6 +93,16 @@ async function durably<T>(write: () => Promise<T>, budgetMs = 10_000): Promise<T
 const lostClaim = (row: ConnectionRow) =>
   new WarrantError('refresh_unavailable', `connection ${row.id} changed during its refresh; try again`, { connection: row.id, retry_after: 1 });
 
+/**
+ * `invalid_client` is Warrant's app settings being wrong (misconfigured), except where the client
+ * credentials are the grant itself (`client_refusal: terminal`, an MCP server registered for client
+ * credentials): their refusal is a revocation, so the connection ends with one alert.
+ */
+function refusedClientEndsGrant(provider: Provider, failure: OAuthCallError): OAuthCallError {
+  if (provider.client_refusal !== 'terminal' || failure.error !== 'invalid_client') return failure;
+  return new OAuthCallError('terminal', failure.error, failure.status, `${failure.message} (the client credentials are this grant: it has ended)`, undefined, { cause: failure.cause });
+}
+
 export function createRefresher(deps: RefreshDeps) {
   const { store, audit, bus, clock, logger, timing } = deps;
   const subjectOf = (row: ConnectionRow) => `connection:${row.id}`;
@@ -134,7 +144,7 @@ export function createRefresher(deps: RefreshDeps) {
       }
     } catch (err) {
       if (err instanceof WarrantError) throw err;
-      const failure = classify(err, `${row.provider} token`);
+      const failure = refusedClientEndsGrant(provider, classify(err, `${row.provider} token`));
       deps.onRefresh?.(row.provider, failure.kind);
       const unknown = usesRefreshToken && rotatesStrictly(provider) && outcomeUnknown(failure);
       throw new RefreshFailed(await (unknown ? persistIndeterminate(row, provider, claim, failure, actor) : persistFailure(row, claim, failure, actor)), unknown ? indeterminate(row) : failure);
@@ -164,6 +174,8 @@ export function createRefresher(deps: RefreshDeps) {
       last_error: null,
       refresh_indeterminate_at: null,
       ...(granted ? { scopes: JSON.stringify(granted) } : {}),
+      // A new refresh token starts its rotation schedule's clock (rotation-schedules.ts).
+      ...(tokens.refresh_token && tokens.refresh_token !== usedRefreshToken ? { credential_issued_at: now } : {}),
       updated_at: now,
     };
     const events: AuditInput[] = [

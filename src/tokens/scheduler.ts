@@ -19,6 +19,9 @@ export interface SchedulerOptions {
   /** `credential.expiring` notices: looked for on the first pass, then every `expiryCheckIntervalMs`. */
   expiry?: ExpiryNotices;
   expiryCheckIntervalMs?: number;
+  /** Rotation schedules (rotation-schedules.ts): a pass on the first loop, then every `rotationCheckIntervalMs`. */
+  rotations?: { run(opts: { scheduled: true; actor: string }): Promise<unknown> };
+  rotationCheckIntervalMs?: number;
 }
 
 export interface TickReport {
@@ -32,7 +35,8 @@ export interface TickReport {
  * them, a few at a time per provider. Several instances may run it: claims are disjoint
  * (SKIP LOCKED on PostgreSQL) and the token service's lock makes a refresh happen once anyway.
  * The same loop sends `credential.expiring` notices (expiry-notices.ts): on its first pass, then
- * every few minutes; each notice is claimed in the store, so instances never repeat one.
+ * every few minutes; each notice is claimed in the store, so instances never repeat one. Beside it
+ * runs the rotation pass (rotation-schedules.ts), as often, one at a time across instances.
  */
 export function createScheduler(opts: SchedulerOptions) {
   const batchSize = opts.batchSize ?? 200;
@@ -42,6 +46,8 @@ export function createScheduler(opts: SchedulerOptions) {
   let running: Promise<TickReport> | undefined;
   let stopped = true;
   let expiryCheckAt = 0;
+  let rotationCheckAt = 0;
+  let rotating: Promise<void> | undefined;
 
   async function runLimited<T>(items: T[], keyOf: (t: T) => string, fn: (t: T) => Promise<void>): Promise<void> {
     const queues = new Map<string, T[]>();
@@ -120,6 +126,20 @@ export function createScheduler(opts: SchedulerOptions) {
           else opts.logger.error({ err }, 'expiry check failed');
         });
       }
+      if (opts.rotations && !rotating && opts.clock.now() >= rotationCheckAt && !stopped) {
+        // Beside the loop, not in it: a pass may wait on IdPs, refresh-ahead must not wait on it.
+        rotationCheckAt = opts.clock.now() + (opts.rotationCheckIntervalMs ?? EXPIRY_CHECK_INTERVAL_MS);
+        rotating = opts.rotations
+          .run({ scheduled: true, actor: 'scheduler' })
+          .then(() => undefined)
+          .catch((err: unknown) => {
+            if (isStoreUnavailable(err)) opts.logger.warn({ err: (err as Error).message }, 'rotation pass failed: the store is unreachable');
+            else opts.logger.error({ err }, 'rotation pass failed');
+          })
+          .finally(() => {
+            rotating = undefined;
+          });
+      }
       const delay = await nextDelay(report);
       if (!stopped) timer = setTimeout(loop, delay);
       return report;
@@ -140,6 +160,7 @@ export function createScheduler(opts: SchedulerOptions) {
       stopped = true;
       clearTimeout(timer);
       await running;
+      await rotating;
     },
   };
 }

@@ -19,12 +19,14 @@ export interface AuthzWarrant {
   warrant: Warrant;
   base: string;
   shared: { dataDir: string; pgSchema?: string; masterKey: string };
+  /** Its log lines at warn and above. */
+  logs: ReturnType<typeof captureLogger>;
   cleanup(): Promise<void>;
 }
 
 export async function startAuthzWarrant(
   kind: 'sqlite' | 'postgres',
-  opts: { shared?: AuthzWarrant['shared']; publicUrl?: string } = {},
+  opts: { shared?: AuthzWarrant['shared']; publicUrl?: string; env?: Record<string, string> } = {},
 ): Promise<AuthzWarrant> {
   const dataDir = opts.shared?.dataDir ?? mkdtempSync(join(tmpdir(), 'warrant-authz-'));
   const masterKey = opts.shared?.masterKey ?? `k1:${randomBytes(32).toString('base64')}`;
@@ -37,6 +39,7 @@ export async function startAuthzWarrant(
     WARRANT_PORT: '0',
     ...(opts.publicUrl ? { WARRANT_PUBLIC_URL: opts.publicUrl } : {}),
     ...(pgSchema ? { DATABASE_URL: withSchema(testDatabaseUrl!, pgSchema) } : {}),
+    ...opts.env,
   };
   const logs = captureLogger('warn');
   const warrant = await createWarrant(loadConfig(env), { logger: logs.logger, notice: () => {}, scheduler: false, webhooks: false });
@@ -47,6 +50,7 @@ export async function startAuthzWarrant(
     warrant,
     base: address.replace('localhost', '127.0.0.1'),
     shared: { dataDir, pgSchema, masterKey },
+    logs,
     async cleanup() {
       await warrant.close();
       if (!opts.shared) {
@@ -109,6 +113,8 @@ export interface Authorized {
   /** Where the browser was sent back to the client. */
   callback: URL;
   browser: Browser;
+  /** The HTML of every page the owner was shown (login, consent), in order. */
+  pages: string[];
 }
 
 /**
@@ -122,11 +128,13 @@ export async function authorizeAsOwner(
   opts: { approve?: boolean; browser?: Browser } = {},
 ): Promise<Authorized> {
   const browser = opts.browser ?? new Browser();
+  const pages: string[] = [];
   let step = await browser.follow(base, authorizeUrl.href);
   for (let i = 0; i < 4; i++) {
-    if (!step.url.startsWith(base) || step.res.status >= 300) return { callback: new URL(step.url), browser };
+    if (!step.url.startsWith(base) || step.res.status >= 300) return { callback: new URL(step.url), browser, pages };
     const html = await step.res.text();
     if (step.res.status !== 200) throw new Error(`page ${step.res.status}: ${html.slice(0, 300)}`);
+    pages.push(html);
     const csrf = csrfOf(html)!;
     let posted: Response;
     if (html.includes('name="code"')) {

@@ -230,6 +230,56 @@ describe('token exchange (RFC 8693)', () => {
     await rejectedFor(t3.token, mcp);
   });
 
+  test('every exchange is audited: subject agent, actor chain, resource, scopes; a refusal with its error; never a token', async () => {
+    // Regression: exchanges were only logged, so the audit log could not say who delegated what to whom.
+    const first = await issued(sub1, await exchange(sub1, keyParams(planner.key, mcp, 'warrant:read warrant:call')));
+    const second = await issued(sub2, await exchange(sub2, tokenParams(first.token, mcp, 'warrant:read')));
+    const wider = await exchange(sub2, tokenParams(second.token, mcp, 'warrant:read warrant:request'));
+    await refused(wider, 'invalid_scope', 'wider');
+
+    const done = await w.warrant.audit.query({ type: 'authz.token_exchanged', limit: 1000 });
+    const jtiOf = async (token: string) => (await claimsOf(token, mcp)).jti;
+    const byJti = async (token: string) => {
+      const jti = await jtiOf(token);
+      const found = done.filter((e) => (e.data as Record<string, unknown>).jti === jti);
+      assert.equal(found.length, 1, 'one entry per exchange');
+      return found[0]!;
+    };
+    const a = await byJti(first.token);
+    assert.equal(a.actor, `agent:${sub1.agentId}`);
+    assert.equal(a.subject, `agent:${planner.id}`);
+    assert.deepEqual(a.data, {
+      owner: OWNER,
+      client_id: sub1.client.client_id,
+      resource: mcp,
+      scopes: ['warrant:read', 'warrant:call'],
+      subject_token_type: 'agent_key',
+      act: [{ sub: sub1.agentId, client_id: sub1.client.client_id }, { sub: planner.id }],
+      jti: await jtiOf(first.token),
+      expires_at: new Date((await claimsOf(first.token, mcp)).exp! * 1000).toISOString(),
+    });
+    const b = await byJti(second.token);
+    assert.equal(b.actor, `agent:${sub2.agentId}`);
+    assert.equal(b.subject, `agent:${planner.id}`);
+    const bd = b.data as Record<string, unknown>;
+    assert.equal(bd.subject_token_type, 'access_token');
+    assert.deepEqual(bd.scopes, ['warrant:read']);
+    assert.deepEqual(bd.act, [{ sub: sub2.agentId, client_id: sub2.client.client_id }, { sub: sub1.agentId, client_id: sub1.client.client_id }, { sub: planner.id }]);
+
+    const refusals = await w.warrant.audit.query({ type: 'authz.token_exchange_refused', limit: 1000 });
+    const r = refusals.filter((e) => (e.data as Record<string, unknown>).error === 'invalid_scope' && (e.data as Record<string, unknown>).client_id === sub2.client.client_id && e.actor === `agent:${sub2.agentId}`);
+    assert.ok(r.length >= 1, JSON.stringify(refusals));
+    const rd = r.at(-1)!.data as Record<string, unknown>;
+    assert.equal(rd.resource, mcp);
+    assert.equal(rd.subject_token_type, 'access_token');
+    assert.equal(r.at(-1)!.subject, `agent:${planner.id}`);
+    assert.match(String(rd.error_description), /warrant:request/);
+
+    const text = JSON.stringify([...done, ...refusals]);
+    for (const t of [first.token, second.token]) assert.ok(!text.includes(t.split('.')[2]!), 'no token in the audit log');
+    assert.ok(!text.includes(planner.key.slice(17)), 'no agent key in the audit log');
+  });
+
   test("an exchanged token ends no later than the agent's own expiry", async () => {
     const expiresAt = Date.now() + 90_000;
     const shortLived = await createAgent('short-lived', { expires_at: new Date(expiresAt).toISOString() });

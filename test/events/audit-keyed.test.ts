@@ -106,14 +106,14 @@ for (const kind of storeKinds) {
 
         const victim = rows[17]!;
         await forgeFrom(w.warrant.store.db, victim.seq, '{"j":999}');
-        assert.deepEqual(await w.json('/v1/audit/verify'), { ok: false, entries: 18, first_bad: victim.seq, keyed_from: 1 });
+        assert.deepEqual(await w.json('/v1/audit/verify'), { ok: false, entries: 18, first_bad: victim.seq, first_bad_id: victim.id, reason: 'hash_mismatch', keyed_from: 1 });
 
         // The key outlives a restart (never replaced), and it is in no log line.
         await w.warrant.close();
         closed = true;
         w = await loc.start();
         closed = false;
-        assert.deepEqual(await w.json('/v1/audit/verify'), { ok: false, entries: 18, first_bad: victim.seq, keyed_from: 1 });
+        assert.deepEqual(await w.json('/v1/audit/verify'), { ok: false, entries: 18, first_bad: victim.seq, first_bad_id: victim.id, reason: 'hash_mismatch', keyed_from: 1 });
         assert.doesNotMatch(w.logs.text(), /audit chain key created/);
         const sealed = JSON.parse((await w.warrant.store.vault.get(CHAIN_KEY_SECRET))!) as { key: string };
         for (const text of [w.logs.text(), JSON.stringify(await rowsOf(w.warrant.store.db))]) {
@@ -150,12 +150,12 @@ for (const kind of storeKinds) {
 
         // Declaring the keyed entries unkeyed (recomputing them as SHA-256) does not move the boundary.
         await forgeFrom(db, 31);
-        assert.deepEqual(await w.json('/v1/audit/verify'), { ok: false, entries: 31, first_bad: 31, keyed_from: 31 });
+        assert.deepEqual(await w.json('/v1/audit/verify'), { ok: false, entries: 31, first_bad: 31, first_bad_id: rows[30]!.id, reason: 'hash_mismatch', keyed_from: 31 });
         await restore(db, rows);
         // Rewriting the unkeyed part: it no longer ends at the head sealed with the key.
         await forgeFrom(db, 10, '{"j":999}');
         const forged = await w.json('/v1/audit/verify');
-        assert.deepEqual(forged, { ok: false, entries: 31, first_bad: 30, keyed_from: 31 });
+        assert.deepEqual(forged, { ok: false, entries: 31, first_bad: 30, first_bad_id: rows[29]!.id, reason: 'unkeyed_rewritten', keyed_from: 31 });
         await restore(db, rows);
         assert.equal((await w.json('/v1/audit/verify')).ok, true);
         // The boundary is nowhere but in the sealed secret; a changed or swapped sealed row does not open.
@@ -189,11 +189,13 @@ for (const kind of storeKinds) {
         await w.warrant.audit.append(entries(5, 'later'));
         assert.ok(await matchesAnchor(w.json, anchor), 'a later export extends the anchored head');
 
-        // Truncation verifies (no entry is left to disagree), but the anchored entry is gone.
+        // Truncation: no entry is left to disagree, but the sealed head names the newest entry, now
+        // gone (audit_seal, migration 015); and the anchored entry is gone too.
         const db = w.warrant.store.db;
         const rows = await rowsOf(db);
         await db.deleteFrom('audit_events').where('seq', '>=', anchor.seq - 2).execute();
-        assert.equal((await w.json('/v1/audit/verify')).ok, true);
+        const newest = rows.at(-1)!;
+        assert.deepEqual(await w.json('/v1/audit/verify'), { ok: false, entries: anchor.seq - 3, first_bad: newest.seq, first_bad_id: newest.id, reason: 'truncated', keyed_from: 1 });
         assert.equal(await matchesAnchor(w.json, anchor), false);
         await db.insertInto('audit_events').values(rows.filter((r) => r.seq >= anchor.seq - 2)).execute();
         assert.ok(await matchesAnchor(w.json, anchor));

@@ -46,11 +46,12 @@ for (const kind of storeKinds) {
       const all = await audit.query({ limit: 1000 });
       const victim = all[100]!;
       await t.store.db.updateTable('audit_events').set({ data: '{"j":999}' }).where('seq', '=', victim.seq).execute();
-      assert.deepEqual(await audit.verify(), { ok: false, entries: 101, first_bad: victim.seq });
+      assert.deepEqual(await audit.verify(), { ok: false, entries: 101, first_bad: victim.seq, first_bad_id: victim.id, reason: 'hash_mismatch' });
       await t.store.db.deleteFrom('audit_events').where('seq', '=', victim.seq).execute();
       const after = await audit.verify();
       assert.equal(after.ok, false);
       assert.equal(after.first_bad, all[101]!.seq);
+      assert.equal(after.reason, 'chain_break');
     });
   });
 }

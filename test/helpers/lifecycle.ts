@@ -40,6 +40,8 @@ export interface LifecycleOptions {
   shared?: { dataDir?: string; pgSchema?: string; masterKey: string; providersFile: string };
   /** Lifetimes of Warrant's authorization server (e.g. short access tokens, so clients refresh). */
   authzTtl?: WarrantOptions['authzTtl'];
+  /** Warrant's clock (an injected one moves days ahead without waiting); the sandbox keeps real time. */
+  now?: () => number;
 }
 
 export async function startLifecycle(opts: LifecycleOptions = {}): Promise<LifecycleEnv> {
@@ -63,7 +65,7 @@ export async function startLifecycle(opts: LifecycleOptions = {}): Promise<Lifec
   };
   if (pgSchema && !opts.shared) await createSchema(pgSchema);
   const logs = captureLogger(opts.logLevel ?? 'warn');
-  const warrant = await createWarrant(loadConfig(env), { logger: logs.logger, notice: () => {}, scheduler: opts.scheduler ?? false, authzTtl: opts.authzTtl });
+  const warrant = await createWarrant(loadConfig(env), { logger: logs.logger, notice: () => {}, scheduler: opts.scheduler ?? false, authzTtl: opts.authzTtl, now: opts.now });
   await warrant.listen();
   async function connectTo(provider: string, owner = 'alice@example.com', scopes = ['items:read', 'items:write']): Promise<string> {
     const session = await warrant.connect.createSession({ provider, owner, scopes });

@@ -4,9 +4,9 @@ import type { AddressInfo } from 'node:net';
 import * as oauth from 'oauth4webapi';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitationCompleteNotificationSchema, UrlElicitationRequiredError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { startSandbox, sandboxDefaults, type Sandbox } from '../../src/sandbox/index.ts';
-import { startLifecycle, sleep, type LifecycleEnv } from '../helpers/lifecycle.ts';
+import { startLifecycle, eventually, sleep, type LifecycleEnv } from '../helpers/lifecycle.ts';
 import { ADMIN_TOKEN } from '../helpers/app.ts';
 import { authorizationUrl, authorizeAsOwner, discover, insecure, registerPublicClient } from '../authz/helpers.ts';
 import { startUpstream } from './upstream.ts';
@@ -133,6 +133,53 @@ describe('the MCP gateway at /mcp/{server}, in front of an SDK MCP server behind
     assert.equal(ok.status, 200);
   });
 
+  test('refused tokens and foreign session ids at /mcp/{server} are audited once each, with the reason, never the token', async () => {
+    // Regression: the gateway refused wrong-audience tokens and other agents' session ids without an audit entry.
+    const other = await warrantToken(`${base}/mcp/other`);
+    const post = (token: string, headers: Record<string, string> = {}) =>
+      fetch(`${base}/mcp/up`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, ...headers },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+      });
+    const wrong = await post(other.access_token);
+    assert.equal(wrong.status, 401);
+    await wrong.body?.cancel();
+    const garbage = await post('not.a.token');
+    assert.equal(garbage.status, 401);
+    await garbage.body?.cancel();
+    // A session of this agent on /mcp/up, presented by another agent (its own token for /mcp/up).
+    const owned = await mcpClient(accessToken);
+    const sid = (owned.transport as StreamableHTTPClientTransport).sessionId!;
+    const intruder = await warrantToken(`${base}/mcp/up`);
+    const hijack = await post(intruder.access_token, { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' });
+    assert.equal(hijack.status, 404);
+    await hijack.body?.cancel();
+
+    const idOf = (r: Response) => r.headers.get('warrant-request-id');
+    const refused = await eventually(async () => {
+      const all = await env.warrant.audit.query({ type: 'mcp.token_refused', limit: 1000 });
+      return all.some((e) => (e.data as Record<string, unknown>).request_id === idOf(garbage)) ? all : undefined;
+    });
+    const entryOf = (r: Response) => refused.filter((e) => (e.data as Record<string, unknown>).request_id === idOf(r));
+    assert.equal(entryOf(wrong).length, 1);
+    assert.equal(entryOf(wrong)[0]!.actor, `agent:${other.agent_id}`);
+    assert.deepEqual({ ...(entryOf(wrong)[0]!.data as Record<string, unknown>), request_id: undefined }, { endpoint: '/mcp/up', status: 401, reason: 'wrong_audience', request_id: undefined });
+    assert.equal(entryOf(garbage).length, 1);
+    assert.equal(entryOf(garbage)[0]!.actor, 'anonymous');
+    assert.equal((entryOf(garbage)[0]!.data as Record<string, unknown>).reason, 'not_issued_here');
+    const sessions = await eventually(async () => {
+      const all = await env.warrant.audit.query({ type: 'mcp.session_refused', limit: 100 });
+      // The 404 is JSON-RPC's own answer (no request id header, as for an unknown id): found by its actor.
+      return all.find((e) => e.actor === `agent:${intruder.agent_id}`);
+    });
+    assert.equal(sessions.actor, `agent:${intruder.agent_id}`);
+    assert.equal((sessions.data as Record<string, unknown>).reason, 'other_agent');
+    assert.equal((sessions.data as Record<string, unknown>).endpoint, '/mcp/up');
+    const text = JSON.stringify([...refused, sessions]);
+    assert.ok(!text.includes(other.access_token.slice(-20)) && !text.includes(intruder.access_token.slice(-20)) && !text.includes(sid), 'no token or session id in the audit log');
+  });
+
   test('tool calls for ~20 s across upstream token expiries: no failure, about one refresh per expiry, no token crosses', async () => {
     const client = await mcpClient(accessToken);
     const tools = await client.listTools();
@@ -172,6 +219,7 @@ describe('the MCP gateway at /mcp/{server}, in front of an SDK MCP server behind
     const d = refusedEntry.data as Record<string, unknown>;
     assert.equal(d.outcome, 'error');
     assert.equal(d.code, 'policy_denied');
+    assert.equal(d.reason, 'allow_list');
     assert.match(String(d.arguments_hash), /^hmac-sha256:/);
     assert.equal(refusedEntry.actor, `agent:${agentId}`);
     const okEntry = entries.find((e) => (e.data as Record<string, unknown>).tool === 'echo');
@@ -194,5 +242,50 @@ describe('the MCP gateway at /mcp/{server}, in front of an SDK MCP server behind
     const again = (await client.callTool({ name: 'echo', arguments: { text: 'y' } })) as CallToolResult;
     assert.equal(again.isError, true);
     assert.equal(sandbox.stats().refreshRequests, before, 'no further IdP calls for a dead grant');
+  });
+
+  test('a client that declared URL-mode elicitation gets the link as -32042; the re-connect completes it and the call works', async () => {
+    // The grant is still dead (previous test). MCP 2025-11-25: `elicitation: { url: {} }` in the client's capabilities.
+    const client = new Client({ name: 'gateway-elicit', version: '1' }, { capabilities: { elicitation: { url: {} } } });
+    const completed: string[] = [];
+    client.setNotificationHandler(ElicitationCompleteNotificationSchema, (n) => void completed.push(n.params.elicitationId));
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp/up`), { requestInit: { headers: { authorization: `Bearer ${accessToken}` } } }));
+    clients.push(client);
+    const before = sandbox.stats().refreshRequests;
+    const err = await client.callTool({ name: 'echo', arguments: { text: 'e' } }).then(
+      (r) => assert.fail(`a tool result instead of the elicitation: ${JSON.stringify(r)}`),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof UrlElicitationRequiredError, String(err));
+    assert.equal(err.code, -32042);
+    assert.equal(err.elicitations.length, 1);
+    const [elicitation] = err.elicitations;
+    assert.equal(elicitation!.mode, 'url');
+    assert.match(elicitation!.url, /\/connect\/cs_[\w-]+\?t=[\w-]+$/);
+    assert.match(elicitation!.message, /re|connect/i);
+    assert.ok(elicitation!.elicitationId);
+    assert.equal(sandbox.stats().refreshRequests, before, 'no IdP call for a dead grant');
+    const audited = await eventually(async () => {
+      await env.warrant.auditQueue.flush?.();
+      const all = await env.warrant.audit.query({ type: 'mcp.tool_call', limit: 1000 });
+      return all.find((e) => (e.data as Record<string, unknown>).elicitation === 'url');
+    });
+    assert.equal((audited.data as Record<string, unknown>).code, 'reauth_required');
+    assert.ok(!JSON.stringify(audited).includes(new URL(elicitation!.url).searchParams.get('t')!), 'the link is not in the audit log');
+
+    // The owner opens the link in one browser and consents again at the IdP.
+    const link = new URL(elicitation!.url);
+    const start = await env.warrant.app.inject({ url: link.pathname + link.search });
+    assert.equal(start.statusCode, 302, start.body);
+    const cookie = String([start.headers['set-cookie']].flat()[0]).split(';')[0]!;
+    const back = new URL(await sandbox.authorize(Object.fromEntries(new URL(start.headers.location as string).searchParams) as never));
+    const cb = await env.warrant.app.inject({ url: `${back.pathname}${back.search}`, headers: { cookie } });
+    assert.equal(cb.statusCode, 200, cb.body);
+    assert.equal((await env.warrant.connections.get(connectionId)).status, 'active');
+
+    await eventually(() => completed.includes(elicitation!.elicitationId), 5_000);
+    const r = (await client.callTool({ name: 'echo', arguments: { text: 'back' } })) as CallToolResult;
+    assert.notEqual(r.isError, true, JSON.stringify(r));
+    assert.deepEqual(r.content, [{ type: 'text', text: 'echo: back' }]);
   });
 });

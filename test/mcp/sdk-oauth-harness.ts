@@ -10,7 +10,7 @@ import { startSandbox, sandboxDefaults, type Sandbox } from '../../src/sandbox/i
 import { defaults } from '../../src/config/index.ts';
 import { startLifecycle, type LifecycleEnv } from '../helpers/lifecycle.ts';
 import { ADMIN_TOKEN } from '../helpers/app.ts';
-import { authorizeAsOwner } from '../authz/helpers.ts';
+import { authorizeAsOwner, type Browser } from '../authz/helpers.ts';
 import { startUpstream } from './upstream.ts';
 
 // The scene shared by test/mcp/sdk-oauth.test.ts and bench/mcp-session.ts: an upstream MCP server
@@ -42,6 +42,8 @@ export class LoopbackOAuthClient implements OAuthClientProvider {
   readonly counters: ClientCounters = { registrations: 0, authorizationRedirects: 0, codeExchanges: 0, refreshes: 0, refreshFailures: 0, endpoint401: 0, tokensSaved: 0 };
   /** Every authorization URL the SDK sent the user to. */
   readonly authorizationUrls: URL[] = [];
+  /** SEP-991: the https URL of the client's metadata document; the SDK then uses it as client_id instead of registering. */
+  clientMetadataUrl?: string;
   private info?: OAuthClientInformationMixed;
   private stored?: OAuthTokens;
   private verifier?: string;
@@ -199,7 +201,7 @@ export async function startScene(opts: { downstreamAccessTokenTtl: number; upstr
  * registers and sends the user to the authorization URL; the owner (played here) logs in and
  * approves; the browser lands on the loopback redirect URI; the SDK exchanges the code; connect again.
  */
-export async function connectWithOwnOAuth(scene: Scene, oauthClient: LoopbackOAuthClient): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+export async function connectWithOwnOAuth(scene: Scene, oauthClient: LoopbackOAuthClient): Promise<{ client: Client; transport: StreamableHTTPClientTransport; pages: string[]; browser: Browser }> {
   const code = oauthClient.nextCode();
   code.catch(() => undefined);
   const first = new StreamableHTTPClientTransport(new URL(scene.endpoint), { authProvider: oauthClient, fetch: oauthClient.fetch });
@@ -212,7 +214,7 @@ export async function connectWithOwnOAuth(scene: Scene, oauthClient: LoopbackOAu
   const url = oauthClient.authorizationUrls.at(-1);
   if (!url) throw new Error('the SDK did not send the user to an authorization URL');
   // The owner's browser: login code, consent, then back to the client's loopback redirect URI.
-  const { callback, browser } = await authorizeAsOwner(scene.base, url, OWNER);
+  const { callback, browser, pages } = await authorizeAsOwner(scene.base, url, OWNER);
   const delivered = await browser.request(callback.href);
   await delivered.body?.cancel();
   await first.finishAuth(await code);
@@ -220,7 +222,7 @@ export async function connectWithOwnOAuth(scene: Scene, oauthClient: LoopbackOAu
   const transport = new StreamableHTTPClientTransport(new URL(scene.endpoint), { authProvider: oauthClient, fetch: oauthClient.fetch });
   const client = new Client({ name: 'sdk-oauth-e2e', version: '1' });
   await client.connect(transport);
-  return { client, transport };
+  return { client, transport, pages, browser };
 }
 
 export interface SessionReport {

@@ -5,7 +5,8 @@ import { SignJWT, importJWK, generateKeyPair } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { loadOrCreateKeys } from '../../src/authz/keys.ts';
-import { sleep } from '../helpers/lifecycle.ts';
+import { eventually, sleep } from '../helpers/lifecycle.ts';
+import { ADMIN_TOKEN } from '../helpers/app.ts';
 import { authorizationUrl, authorizeAsOwner, discover, insecure, registerPublicClient, startAuthzWarrant, type AuthzWarrant } from '../authz/helpers.ts';
 
 // /mcp/warrant as a resource server for Warrant's own authorization server: an RFC 9068 JWT for
@@ -113,6 +114,62 @@ describe('/mcp/warrant accepts Warrant access tokens', () => {
     assertInvalidToken(res, 'offboarded owner');
     const body = (await res.json()) as { detail: string };
     assert.ok(!body.detail.includes(token));
+  });
+
+  test('every refused token is audited once with its reason and the agent when known, never the token', async () => {
+    // Regression: refusals at /mcp/warrant left no trace in the audit log (only foreign session ids did).
+    const refusals: { res: Response; reason: string; agent?: string; token: string; status?: number }[] = [];
+    const refuse = async (token: string, reason: string, agent?: string, body: unknown = { jsonrpc: '2.0', id: 1, method: 'tools/list' }, status = 401) => {
+      const res = await rpc(token, body);
+      assert.equal(res.status, status, reason);
+      await res.body?.cancel();
+      refusals.push({ res, reason, agent, token, status });
+    };
+    const agentOf = (token: string) => (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { agent_id: string }).agent_id;
+
+    const other = await tokenFor(`${w.base}/mcp/demo`, 'mcp');
+    await refuse(other.token, 'wrong_audience', agentOf(other.token));
+    const good = await tokenFor(resource);
+    const claims = JSON.parse(Buffer.from(good.token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>;
+    const jwk = (await loadOrCreateKeys(w.warrant.store.vault)).jwks.keys[0]!;
+    const now = Math.floor(Date.now() / 1000);
+    const expired = await new SignJWT({ ...claims, iat: now - 700, exp: now - 60 }).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: jwk.kid! }).sign(await importJWK(jwk, 'RS256'));
+    await refuse(expired, 'expired', agentOf(good.token));
+    const forged = await new SignJWT({ ...claims }).setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: jwk.kid! }).sign((await generateKeyPair('RS256')).privateKey);
+    await refuse(forged, 'not_issued_here');
+    await refuse('not.a.token', 'not_issued_here');
+    await refuse(`wrt_AAAAAAAAAAAA_${'A'.repeat(43)}`, 'agent_key_invalid');
+    const narrow = await tokenFor(resource, 'warrant:read');
+    await refuse(narrow.token, 'insufficient_scope', agentOf(narrow.token), { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'call_api', arguments: {} } }, 403);
+    const doomed = await tokenFor(resource, undefined, 'revoked-agent-owner@example.com');
+    const revoked = await fetch(`${w.base}/v1/agents/${agentOf(doomed.token)}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    assert.equal(revoked.status, 200);
+    await sleep(1100);
+    await refuse(doomed.token, 'agent_inactive', agentOf(doomed.token));
+    // No credential at all is discovery, not a refusal: not audited.
+    const bare = await fetch(resource, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{}' });
+    assert.equal(bare.status, 401);
+    const bareId = bare.headers.get('warrant-request-id')!;
+
+    const entries = await eventually(async () => {
+      const all = await w.warrant.audit.query({ type: 'mcp.token_refused', limit: 1000 });
+      const ids = new Set(all.map((e) => (e.data as Record<string, unknown>).request_id));
+      return refusals.every((r) => ids.has(r.res.headers.get('warrant-request-id'))) ? all : undefined;
+    });
+    for (const r of refusals) {
+      const id = r.res.headers.get('warrant-request-id');
+      const mine = entries.filter((e) => (e.data as Record<string, unknown>).request_id === id);
+      assert.equal(mine.length, 1, `${r.reason}: one entry per refusal`);
+      const d = mine[0]!.data as Record<string, unknown>;
+      assert.equal(d.reason, r.reason);
+      assert.equal(d.endpoint, '/mcp/warrant');
+      assert.equal(d.status, r.status);
+      assert.equal(mine[0]!.actor, r.agent ? `agent:${r.agent}` : 'anonymous', r.reason);
+      if (r.reason === 'insufficient_scope') assert.equal(d.required_scope, 'warrant:call');
+    }
+    assert.ok(!entries.some((e) => (e.data as Record<string, unknown>).request_id === bareId));
+    const text = JSON.stringify(entries);
+    for (const r of refusals) assert.ok(!text.includes(r.token.slice(-20)), `${r.reason}: no token material in the audit log`);
   });
 
   test('a missing scope is 403 insufficient_scope naming the accumulated set; the step-up token then passes', async () => {

@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { AgentService } from '../../agents/index.ts';
+import { ORPHAN_REASONS, type AgentService } from '../../agents/index.ts';
 import type { RouteContext } from '../app.ts';
+import { adminActorOf } from '../auth.ts';
 
 const id = z.object({ id: z.string().min(1).max(64) });
 
@@ -25,17 +26,38 @@ export const agentView = z.object({
   id: z.string(),
   name: z.string(),
   owner: z.string(),
-  status: z.enum(['active', 'expired', 'revoked']),
+  status: z.enum(['active', 'expired', 'suspended', 'revoked']),
   key_id: z.string(),
   expires_at: z.string().nullable(),
   created_at: z.string(),
   last_used_at: z.string().nullable(),
   revoked_at: z.string().nullable(),
   grants: z.array(z.object({ connection: z.string(), scopes: z.array(z.string()), token_export: z.boolean() })),
+  /** Only while suspended: since when, and why (orphan reasons, or `admin`). */
+  suspended_at: z.string().optional(),
+  suspended_reasons: z.array(z.string()).optional(),
 });
 
 const listedAgent = agentView.extend({
-  orphan_reasons: z.array(z.enum(['owner_offboarded', 'no_usable_connection', 'expired'])).optional(),
+  orphan_reasons: z.array(z.enum(ORPHAN_REASONS as [string, ...string[]])).optional(),
+});
+
+/**
+ * PATCH /v1/agents/{id} (agents/update.ts): narrowing only. `grants` is the list the agent keeps,
+ * each a current grant with a subset of its scopes; a grant left out is removed.
+ */
+const updateBody = z.strictObject({
+  grants: z
+    .array(
+      z.strictObject({
+        connection: z.string().min(1).max(64),
+        scopes: z.array(z.string().min(1).max(512)).min(1).max(200),
+        token_export: z.boolean().optional(),
+      }),
+    )
+    .max(100)
+    .optional(),
+  status: z.enum(['active', 'suspended']).optional(),
 });
 
 const owner = z.string().trim().min(1).max(320);
@@ -55,7 +77,7 @@ export function agentRoutes(agents: AgentService) {
     const security = [{ admin: [] }];
 
     r.post('/v1/agents', { schema: { tags, security, body: createBody, response: { 201: created } } }, async (req, reply) => {
-      const agent = await agents.create(req.body, 'admin');
+      const agent = await agents.create(req.body, adminActorOf(req));
       return reply.code(201).header('cache-control', 'no-store').send(agent);
     });
 
@@ -66,10 +88,10 @@ export function agentRoutes(agents: AgentService) {
           tags,
           security,
           querystring: z.object({
-            /** Only agents not revoked whose owner is offboarded, whose connections are all unusable, or that expired. */
+            /** Only agents not revoked whose owner is offboarded or unknown, whose connections are all unusable, that expired, or that are idle. */
             orphaned: z.enum(['true', 'false']).optional(),
             owner: z.string().min(1).optional(),
-            status: z.enum(['active', 'expired', 'revoked']).optional(),
+            status: z.enum(['active', 'expired', 'suspended', 'revoked']).optional(),
             limit: z.coerce.number().int().min(1).max(1000).optional(),
           }),
           response: { 200: z.object({ agents: z.array(listedAgent) }) },
@@ -84,9 +106,14 @@ export function agentRoutes(agents: AgentService) {
 
     r.get('/v1/agents/:id', { schema: { tags, security, params: id, response: { 200: agentView } } }, async (req) => agents.get(req.params.id));
 
+    // Narrows grants in place (same key) and suspends or reactivates; widening is refused (agents/update.ts).
+    r.patch('/v1/agents/:id', { schema: { tags, security, params: id, body: updateBody, response: { 200: agentView } } }, async (req) =>
+      agents.update(req.params.id, req.body, adminActorOf(req)),
+    );
+
     // Idempotent: revoking a revoked agent answers 200 with its view again.
     r.delete('/v1/agents/:id', { schema: { tags, security, params: id, response: { 200: agentView } } }, async (req) =>
-      agents.revoke(req.params.id, 'admin'),
+      agents.revoke(req.params.id, adminActorOf(req)),
     );
 
     // Cross-owner grants: the connection's owner lets agents of `owner` be granted it (agents/shares.ts).
@@ -95,7 +122,7 @@ export function agentRoutes(agents: AgentService) {
       '/v1/connections/:id/shares',
       { schema: { tags: shareTags, security, params: id, body: z.strictObject({ owner }), response: { 200: shareView, 201: shareView } } },
       async (req, reply) => {
-        const { created, ...share } = await agents.shares.share(req.params.id, req.body.owner, 'admin');
+        const { created, ...share } = await agents.shares.share(req.params.id, req.body.owner, adminActorOf(req));
         return reply.code(created ? 201 : 200).send(share);
       },
     );
@@ -117,7 +144,7 @@ export function agentRoutes(agents: AgentService) {
           response: { 200: z.object({ connection: z.string(), owner: z.string(), grants_removed: z.array(z.string()) }) },
         },
       },
-      async (req) => agents.shares.unshare(req.params.id, req.params.owner, 'admin'),
+      async (req) => agents.shares.unshare(req.params.id, req.params.owner, adminActorOf(req)),
     );
   };
 }

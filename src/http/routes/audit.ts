@@ -1,8 +1,28 @@
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import type { AuditLog } from '../../events/index.ts';
+import { parseCursor, toOcsf, type AuditEntry, type AuditLog } from '../../events/index.ts';
 import type { RouteContext } from '../app.ts';
+
+/** `since`: an RFC 3339 time, or epoch milliseconds. */
+const sinceParam = z
+  .string()
+  .refine((v) => /^\d{1,15}$/.test(v) || (/^\d{4}-\d{2}-\d{2}/.test(v) && Number.isFinite(Date.parse(v))), 'expected an RFC 3339 time (2025-06-01T00:00:00Z) or epoch milliseconds')
+  .transform((v) => (/^\d+$/.test(v) ? Number(v) : Date.parse(v)));
+
+/** One JSON Lines record of the `jsonl` export: the entry as stored, with its chain fields. */
+export const jsonlRecord = (e: AuditEntry) => ({
+  seq: e.seq,
+  id: e.id,
+  at: new Date(e.at).toISOString(),
+  type: e.type,
+  actor: e.actor,
+  subject: e.subject,
+  data: e.data,
+  prev_hash: e.prev_hash,
+  hash: e.hash,
+});
 
 const entry = z.object({
   seq: z.number(),
@@ -55,7 +75,12 @@ export function auditRoutes(audit: AuditLog) {
             200: z.object({
               ok: z.boolean(),
               entries: z.number(),
-              first_bad: z.number().optional(),
+              first_bad: z.number().optional().describe('seq of the first entry that does not verify (or that the sealed head names)'),
+              first_bad_id: z.string().optional().describe('the id of that entry'),
+              reason: z
+                .enum(['hash_mismatch', 'chain_break', 'unkeyed_rewritten', 'truncated', 'seal_invalid', 'seal_missing'])
+                .optional()
+                .describe('why it does not verify (docs/audit.md, "Verifying")'),
               keyed_from: z.number().optional().describe('first seq keyed with the chain key (HMAC); earlier entries are unkeyed SHA-256'),
             }),
           },
@@ -84,6 +109,43 @@ export function auditRoutes(audit: AuditLog) {
       async () => {
         const head = await audit.head();
         return { ...head, at: head.at === null ? null : new Date(head.at).toISOString() };
+      },
+    );
+    // For SIEM exporters (docs/audit.md, "Export"): a page of JSON Lines, its cursor in a header.
+    r.get(
+      '/v1/audit/export',
+      {
+        schema: {
+          tags,
+          security: [{ admin: [] }],
+          description:
+            'Streams one page of the audit log as JSON Lines (application/x-ndjson), oldest first: the entries as stored (`format=jsonl`) or ' +
+            'OCSF 1.8 events, API Activity 6003 and Account Change 3001 (`format=ocsf`). The page is fixed before it streams: ' +
+            '`warrant-next-cursor` is where the next page starts (pass it as `cursor`), `warrant-export-count` how many lines follow, ' +
+            '`warrant-export-caught-up: true` that the page reached the head (a later call returns what was written since).',
+          querystring: z.object({
+            format: z.enum(['jsonl', 'ocsf']).default('jsonl'),
+            since: sinceParam.optional().describe('only entries at or after this time (RFC 3339, or epoch ms)'),
+            cursor: z.string().min(1).max(40).optional().describe('warrant-next-cursor of the previous page; without it, from the start'),
+            limit: z.coerce.number().int().min(1).max(100_000).default(1000),
+          }),
+        },
+      },
+      async (req, reply) => {
+        const { format, since, limit } = req.query;
+        const cursor = req.query.cursor === undefined ? undefined : parseCursor(req.query.cursor, 'query.cursor');
+        const page = await audit.exportPage({ cursor, since, limit });
+        const line = format === 'ocsf' ? (e: AuditEntry) => toOcsf(e) : jsonlRecord;
+        reply
+          .type('application/x-ndjson; charset=utf-8')
+          .header('cache-control', 'no-store')
+          .header('warrant-export-count', String(page.count))
+          .header('warrant-export-caught-up', String(page.caughtUp));
+        if (page.next) reply.header('warrant-next-cursor', page.next);
+        async function* lines() {
+          for await (const e of page.entries()) yield `${JSON.stringify(line(e))}\n`;
+        }
+        return reply.send(Readable.from(lines()));
       },
     );
   };

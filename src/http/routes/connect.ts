@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { CALLBACK_PATH } from '../../providers/index.ts';
 import { cookieName, setCookieHeader, viewOf, type ConnectFlow, type Reconnects } from '../../tokens/index.ts';
 import type { RouteContext } from '../app.ts';
+import { adminActorOf } from '../auth.ts';
 import { connectionView } from './connections.ts';
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -107,7 +108,7 @@ export function connectRoutes(flow: ConnectFlow, reconnects: Reconnects) {
             response: { 200: connectionView },
           },
         },
-        async (req) => viewOf(await reconnects.confirm(req.params.id, req.body.connection, 'admin')),
+        async (req) => viewOf(await reconnects.confirm(req.params.id, req.body.connection, adminActorOf(req))),
       );
     });
 

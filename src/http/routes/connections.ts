@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { viewOf, type ConnectionService } from '../../tokens/index.ts';
 import type { RouteContext } from '../app.ts';
+import { adminActorOf } from '../auth.ts';
 import { MAX_EXPIRES_IN_SECONDS } from '../../oauth/index.ts';
 
 const id = z.object({ id: z.string().min(1).max(64) });
@@ -55,7 +56,7 @@ export function connectionRoutes(connections: ConnectionService) {
     const security = [{ admin: [] }];
 
     r.post('/v1/connections', { schema: { tags, security, body: importBody, response: { 201: connectionView } } }, async (req, reply) => {
-      const row = await connections.importGrant(req.body, 'admin');
+      const row = await connections.importGrant(req.body, adminActorOf(req));
       return reply.code(201).send(viewOf(row));
     });
 
@@ -81,7 +82,7 @@ export function connectionRoutes(connections: ConnectionService) {
     );
 
     r.delete('/v1/connections/:id', { schema: { tags, security, params: id, response: { 200: revocationReport } } }, async (req) =>
-      connections.revoke(req.params.id, 'admin'),
+      connections.revoke(req.params.id, adminActorOf(req)),
     );
 
     r.post(
@@ -95,7 +96,7 @@ export function connectionRoutes(connections: ConnectionService) {
         },
       },
       async (req) => {
-        const t = await connections.forceRefresh(req.params.id, 'admin');
+        const t = await connections.forceRefresh(req.params.id, adminActorOf(req));
         return { id: t.connectionId, expires_at: t.expiresAt === null ? null : new Date(t.expiresAt).toISOString(), refreshed: t.refreshed };
       },
     );

@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { notFound } from '../../errors/index.ts';
 import { SERVER_NAME, viewOfServer, type Gateway } from '../../mcp/gateway/index.ts';
 import type { RouteContext } from '../app.ts';
+import { adminActorOf } from '../auth.ts';
 
 // Admin API of the MCP gateway: register a remote MCP server (its auth is discovered, Warrant
 // identifies itself there), list and delete them, and set an agent's tool allow-list on one.
@@ -16,6 +17,15 @@ const registerBody = z.strictObject({
   /** A client pre-registered at the server's authorization server; without it, RFC 7591 registration. */
   client_id: z.string().min(1).max(512).optional(),
   client_secret: z.string().min(1).max(2048).optional(),
+  /**
+   * `client_credentials` (SEP-1046): a machine grant with the pre-registered `client_id` and its
+   * `client_secret` or `private_key`, made now for `owner`, no consent. Default: authorization_code.
+   */
+  grant_type: z.enum(['authorization_code', 'client_credentials']).optional(),
+  /** PKCS#8 PEM private key (EC P-256 or RSA) of a private_key_jwt client; sealed, never answered. */
+  private_key: z.string().min(1).max(16384).optional(),
+  /** With client_credentials: the person whose connection the machine grant is (offboarding reaches it). */
+  owner: z.string().trim().min(1).max(320).optional(),
 });
 
 // The response schema is the guard: no client secret goes out.
@@ -27,8 +37,13 @@ const serverView = z.object({
   resource: z.string(),
   issuer: z.string(),
   client_id: z.string(),
-  client_source: z.enum(['pre_registered', 'dynamic_registration']),
+  client_source: z.enum(['pre_registered', 'client_metadata_document', 'dynamic_registration']),
   scopes: z.array(z.string()),
+  grant_type: z.enum(['authorization_code', 'client_credentials']),
+  token_endpoint_auth_method: z.string(),
+  /** client_credentials: whose connection the machine grant is, and that connection. */
+  owner: z.string().optional(),
+  connection: z.string().optional(),
   created_at: z.string(),
 });
 
@@ -45,7 +60,7 @@ export function mcpServerRoutes(gateway: Gateway, agents: { get(id: string): Pro
     const security = [{ admin: [] }];
 
     r.post('/v1/mcp-servers', { schema: { tags, security, body: registerBody, response: { 201: serverView } } }, async (req, reply) => {
-      const s = await gateway.servers.register(req.body, 'admin');
+      const s = await gateway.servers.register(req.body, adminActorOf(req));
       return reply.code(201).send(viewOfServer(s, gateway.base()));
     });
 
@@ -63,7 +78,7 @@ export function mcpServerRoutes(gateway: Gateway, agents: { get(id: string): Pro
       '/v1/mcp-servers/:name',
       { schema: { tags, security, params: name, response: { 200: z.object({ name: z.string(), deleted: z.literal(true) }) } } },
       async (req) => {
-        await gateway.servers.remove(req.params.name, 'admin');
+        await gateway.servers.remove(req.params.name, adminActorOf(req));
         return { name: req.params.name, deleted: true as const };
       },
     );

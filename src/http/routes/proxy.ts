@@ -88,6 +88,7 @@ export function rawProxyRoute(deps: {
         rawQuery: q < 0 ? '' : url.slice(q + 1),
         headers: req.headers,
         body,
+        clientIp: req.socket.remoteAddress,
       });
       res.writeHead(result.status, result.headers);
       const out = result.body;

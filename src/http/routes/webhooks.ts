@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { EVENT_PATTERN, urlProblem, type Delivery, type Webhook, type Webhooks } from '../../events/index.ts';
 import type { RouteContext } from '../app.ts';
+import { adminActorOf } from '../auth.ts';
 import { iso } from '../../util/time.ts';
 
 const id = z.object({ id: z.string().min(1).max(64) });
@@ -63,7 +64,7 @@ export function webhookRoutes(webhooks: Webhooks) {
     const security = [{ admin: [] }];
 
     r.post('/v1/webhooks', { schema: { tags, security, body: createBody, response: { 201: created } } }, async (req, reply) => {
-      const hook = await webhooks.create(req.body.url, req.body.events, 'admin');
+      const hook = await webhooks.create(req.body.url, req.body.events, adminActorOf(req));
       return reply.code(201).header('cache-control', 'no-store').send({ ...viewOf(hook), secret: hook.secret });
     });
 
@@ -79,7 +80,7 @@ export function webhookRoutes(webhooks: Webhooks) {
       '/v1/webhooks/:id',
       { schema: { tags, security, params: id, response: { 200: z.object({ id: z.string(), deleted: z.literal(true) }) } } },
       async (req) => {
-        await webhooks.delete(req.params.id, 'admin');
+        await webhooks.delete(req.params.id, adminActorOf(req));
         return { id: req.params.id, deleted: true as const };
       },
     );

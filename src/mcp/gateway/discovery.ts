@@ -28,7 +28,8 @@ export interface ProtectedResourceMetadata {
 
 export interface AuthorizationServerMetadata {
   issuer: string;
-  authorization_endpoint: string;
+  /** Absent only at an authorization server taken for client credentials alone (a machine grant). */
+  authorization_endpoint?: string;
   token_endpoint: string;
   registration_endpoint?: string;
   revocation_endpoint?: string;
@@ -37,6 +38,12 @@ export interface AuthorizationServerMetadata {
   code_challenge_methods_supported?: string[];
   authorization_response_iss_parameter_supported?: boolean;
   token_endpoint_auth_methods_supported?: string[];
+  /** draft-ietf-oauth-client-id-metadata-document: a client may use an https URL as its client_id. */
+  client_id_metadata_document_supported?: boolean;
+  /** RFC 8414 §2 (default `authorization_code`, `implicit`). */
+  grant_types_supported?: string[];
+  /** RFC 8414 §2: the algorithms a `private_key_jwt` assertion may be signed with. */
+  token_endpoint_auth_signing_alg_values_supported?: string[];
 }
 
 export function createGuardedFetch(opts: GuardOptions) {
@@ -95,76 +102,177 @@ export function protectedResourceMetadataUrl(resource: string): string {
   return `${u.origin}/.well-known/oauth-protected-resource${path}`;
 }
 
+/** The auth-params of a `WWW-Authenticate: Bearer …` challenge (RFC 6750 §3), lower-cased names. */
+export function bearerParams(challenge: string | null): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!challenge || !/^\s*bearer\b/i.test(challenge)) return out;
+  for (const m of challenge.replace(/^\s*bearer\s*/i, '').matchAll(/([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g)) {
+    out[m[1]!.toLowerCase()] ??= m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3]!;
+  }
+  return out;
+}
+
 /** RFC 9728 §5.1: the `resource_metadata` of a 401's `WWW-Authenticate: Bearer …`. */
 export function resourceMetadataOf(challenge: string | null): string | undefined {
-  return challenge ? /resource_metadata="([^"]+)"/i.exec(challenge)?.[1] : undefined;
+  return bearerParams(challenge).resource_metadata;
+}
+
+/** RFC 6750 §3 `scope` of a challenge, as a list; undefined when absent or empty. */
+export function scopesOf(challenge: string | null): string[] | undefined {
+  const scopes = bearerParams(challenge).scope?.split(' ').filter(Boolean);
+  return scopes?.length ? scopes : undefined;
 }
 
 const sameUrl = (a: string, b: string) => a.replace(/\/+$/, '') === b.replace(/\/+$/, '');
 
-/**
- * The server's RFC 9728 metadata: at its well-known address, else where a 401 of the server
- * itself points (`resource_metadata`). `resource` must be the server's URL (RFC 9728 §3.3): a
- * document naming another resource is refused (it would let one server speak for another).
- */
-export async function discoverResource(guard: GuardedFetch, serverUrl: string): Promise<ProtectedResourceMetadata> {
-  let answer = await guard.json('url', protectedResourceMetadataUrl(serverUrl));
-  if (answer.status !== 200) {
-    const probe = await guard.json('url', serverUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
-    });
-    const pointer = probe.status === 401 ? resourceMetadataOf(probe.headers.get('www-authenticate')) : undefined;
-    if (!pointer) throw invalidRequest('url', 'the server publishes no RFC 9728 protected resource metadata (neither at its well-known address nor in a 401 challenge)');
-    const p = new URL(pointer);
-    if (p.origin !== new URL(serverUrl).origin) throw invalidRequest('url', 'the 401 challenge points at metadata on another origin');
-    answer = await guard.json('url', pointer);
-  }
-  const b = answer.body;
-  if (answer.status !== 200 || !isObject(b) || typeof b.resource !== 'string') throw invalidRequest('url', 'the protected resource metadata is not an RFC 9728 document');
-  if (!sameUrl(b.resource, serverUrl)) throw invalidRequest('url', `the protected resource metadata names another resource (${b.resource.slice(0, 200)})`);
-  const servers = strings(b.authorization_servers);
-  if (!servers?.length) throw invalidRequest('url', 'the protected resource metadata names no authorization server');
-  return { resource: b.resource, authorization_servers: servers, scopes_supported: strings(b.scopes_supported) };
+/** What the server says of its auth before Warrant holds a token. */
+export interface ServerDiscovery {
+  /** Its RFC 9728 document; undefined for a 2025-03-26 server that publishes none. */
+  resource?: ProtectedResourceMetadata;
+  /** The `scope` of its 401 challenge (MCP scope selection: first choice). */
+  challengeScopes?: string[];
 }
 
-/** RFC 8414 §3.1 (suffix inserted before the issuer's path), then OpenID Connect Discovery (appended). */
-export async function discoverAuthorizationServer(guard: GuardedFetch, issuer: string): Promise<AuthorizationServerMetadata> {
-  const u = new URL(issuer);
-  const path = u.pathname === '/' ? '' : u.pathname.replace(/\/+$/, '');
-  const candidates = [`${u.origin}/.well-known/oauth-authorization-server${path}`, `${u.origin}${path}/.well-known/openid-configuration`];
-  for (const url of candidates) {
+/**
+ * The server's auth, as an MCP client finds it (MCP 2025-11-25 "Authorization server discovery"):
+ * an unauthenticated request first, whose 401 may name the metadata (`resource_metadata`) and the
+ * scope; else RFC 9728 §3.1 well-known addresses, path-based then at the root. A document's
+ * `resource` must be the identifier it was looked up for (§3.3): the server's URL (path-based, or
+ * the 401's pointer), its origin (root); a document naming another resource is refused, never
+ * skipped (it would let one server speak for another). No document at all: a 2025-03-26 server.
+ */
+export async function discoverResource(guard: GuardedFetch, serverUrl: string): Promise<ServerDiscovery> {
+  const probe = await guard.json('url', serverUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
+  });
+  const challenge = probe.status === 401 ? probe.headers.get('www-authenticate') : null;
+  const challengeScopes = scopesOf(challenge);
+  const origin = new URL(serverUrl).origin;
+  const candidates: { url: string; identifier: string }[] = [];
+  const pointer = resourceMetadataOf(challenge);
+  if (pointer) {
+    if (!URL.canParse(pointer) || new URL(pointer).origin !== origin) throw invalidRequest('url', 'the 401 challenge points at metadata on another origin');
+    candidates.push({ url: pointer, identifier: serverUrl });
+  }
+  candidates.push({ url: protectedResourceMetadataUrl(serverUrl), identifier: serverUrl });
+  if (new URL(serverUrl).pathname !== '/') candidates.push({ url: protectedResourceMetadataUrl(origin), identifier: origin });
+  for (const { url, identifier } of candidates) {
     const answer = await guard.json('url', url);
     if (answer.status !== 200 || !isObject(answer.body)) continue;
     const b = answer.body;
-    // RFC 8414 §3.3: the issuer in the document is the one asked for (mix-up defence).
-    if (typeof b.issuer !== 'string' || !sameUrl(b.issuer, issuer)) throw invalidRequest('url', 'the authorization server metadata names another issuer');
-    for (const k of ['authorization_endpoint', 'token_endpoint'] as const) {
-      if (typeof b[k] !== 'string') throw invalidRequest('url', `the authorization server metadata has no ${k}`);
-    }
-    for (const k of ['authorization_endpoint', 'token_endpoint', 'registration_endpoint', 'revocation_endpoint', 'introspection_endpoint'] as const) {
-      if (b[k] === undefined) continue;
-      const problem = typeof b[k] === 'string' && URL.canParse(b[k]) ? guard.schemeProblem(new URL(b[k])) : 'is not a URL';
-      if (problem) throw invalidRequest('url', `the authorization server's ${k} ${problem}`);
-    }
-    const methods = strings(b.code_challenge_methods_supported);
-    // MCP authorization: PKCE S256 is required; a server that does not say it supports it is refused.
-    if (!methods?.includes('S256')) throw invalidRequest('url', 'the authorization server does not advertise PKCE S256 (code_challenge_methods_supported)');
-    return {
-      issuer: b.issuer,
-      authorization_endpoint: b.authorization_endpoint as string,
-      token_endpoint: b.token_endpoint as string,
-      registration_endpoint: typeof b.registration_endpoint === 'string' ? b.registration_endpoint : undefined,
-      revocation_endpoint: typeof b.revocation_endpoint === 'string' ? b.revocation_endpoint : undefined,
-      introspection_endpoint: typeof b.introspection_endpoint === 'string' ? b.introspection_endpoint : undefined,
-      scopes_supported: strings(b.scopes_supported),
-      code_challenge_methods_supported: methods,
-      authorization_response_iss_parameter_supported: b.authorization_response_iss_parameter_supported === true,
-      token_endpoint_auth_methods_supported: strings(b.token_endpoint_auth_methods_supported),
-    };
+    if (typeof b.resource !== 'string') throw invalidRequest('url', 'the protected resource metadata is not an RFC 9728 document');
+    if (!sameUrl(b.resource, identifier)) throw invalidRequest('url', `the protected resource metadata names another resource (${b.resource.slice(0, 200)})`);
+    const servers = strings(b.authorization_servers);
+    if (!servers?.length) throw invalidRequest('url', 'the protected resource metadata names no authorization server');
+    return { resource: { resource: b.resource, authorization_servers: servers, scopes_supported: strings(b.scopes_supported) }, challengeScopes };
+  }
+  // MCP 2025-03-26 had no RFC 9728: only a server that asks for a token at all is taken for one.
+  if (probe.status !== 401) throw invalidRequest('url', 'the server publishes no RFC 9728 protected resource metadata (neither in a 401 challenge nor at its well-known addresses)');
+  return { challengeScopes };
+}
+
+/**
+ * What the grant needs of the authorization server: `code` (the owner's consent: an authorization
+ * endpoint and PKCE S256) or `machine` (client credentials, SEP-1046: a token endpoint only).
+ */
+export type GrantNeeds = 'code' | 'machine';
+
+/** One AS metadata document, checked; `expectedIssuer` undefined: any issuer on `sameOriginAs`. */
+function checkedMetadata(guard: GuardedFetch, b: Record<string, unknown>, expected: { issuer?: string; sameOriginAs?: string }, needs: GrantNeeds = 'code'): AuthorizationServerMetadata {
+  // RFC 8414 §3.3: the issuer in the document is the one asked for (mix-up defence).
+  if (typeof b.issuer !== 'string' || !URL.canParse(b.issuer)) throw invalidRequest('url', 'the authorization server metadata has no issuer');
+  if (expected.issuer !== undefined && !sameUrl(b.issuer, expected.issuer)) throw invalidRequest('url', 'the authorization server metadata names another issuer');
+  if (expected.sameOriginAs !== undefined && new URL(b.issuer).origin !== new URL(expected.sameOriginAs).origin) throw invalidRequest('url', "the server's authorization server metadata names an issuer on another origin");
+  for (const k of needs === 'code' ? (['authorization_endpoint', 'token_endpoint'] as const) : (['token_endpoint'] as const)) {
+    if (typeof b[k] !== 'string') throw invalidRequest('url', `the authorization server metadata has no ${k}`);
+  }
+  for (const k of ['authorization_endpoint', 'token_endpoint', 'registration_endpoint', 'revocation_endpoint', 'introspection_endpoint'] as const) {
+    if (b[k] === undefined) continue;
+    const problem = typeof b[k] === 'string' && URL.canParse(b[k]) ? guard.schemeProblem(new URL(b[k])) : 'is not a URL';
+    if (problem) throw invalidRequest('url', `the authorization server's ${k} ${problem}`);
+  }
+  const methods = strings(b.code_challenge_methods_supported);
+  // MCP authorization: PKCE S256 is required; a server that does not say it supports it is refused.
+  // A client credentials grant has no authorization request, so nothing to protect with PKCE.
+  if (needs === 'code' && !methods?.includes('S256')) throw invalidRequest('url', 'the authorization server does not advertise PKCE S256 (code_challenge_methods_supported)');
+  return {
+    issuer: b.issuer,
+    authorization_endpoint: typeof b.authorization_endpoint === 'string' ? b.authorization_endpoint : undefined,
+    token_endpoint: b.token_endpoint as string,
+    registration_endpoint: typeof b.registration_endpoint === 'string' ? b.registration_endpoint : undefined,
+    revocation_endpoint: typeof b.revocation_endpoint === 'string' ? b.revocation_endpoint : undefined,
+    introspection_endpoint: typeof b.introspection_endpoint === 'string' ? b.introspection_endpoint : undefined,
+    scopes_supported: strings(b.scopes_supported),
+    code_challenge_methods_supported: methods,
+    authorization_response_iss_parameter_supported: b.authorization_response_iss_parameter_supported === true,
+    token_endpoint_auth_methods_supported: strings(b.token_endpoint_auth_methods_supported),
+    client_id_metadata_document_supported: b.client_id_metadata_document_supported === true,
+    grant_types_supported: strings(b.grant_types_supported),
+    token_endpoint_auth_signing_alg_values_supported: strings(b.token_endpoint_auth_signing_alg_values_supported),
+  };
+}
+
+/**
+ * RFC 8414 §3.1 and OpenID Connect Discovery, in the order of MCP 2025-11-25: for an issuer with
+ * a path, `/.well-known/oauth-authorization-server{path}`, `/.well-known/openid-configuration{path}`,
+ * `{path}/.well-known/openid-configuration`; without one, the first two at the root.
+ */
+export async function discoverAuthorizationServer(guard: GuardedFetch, issuer: string, needs: GrantNeeds = 'code'): Promise<AuthorizationServerMetadata> {
+  const u = new URL(issuer);
+  const path = u.pathname === '/' ? '' : u.pathname.replace(/\/+$/, '');
+  const candidates = path
+    ? [`${u.origin}/.well-known/oauth-authorization-server${path}`, `${u.origin}/.well-known/openid-configuration${path}`, `${u.origin}${path}/.well-known/openid-configuration`]
+    : [`${u.origin}/.well-known/oauth-authorization-server`, `${u.origin}/.well-known/openid-configuration`];
+  for (const url of candidates) {
+    const answer = await guard.json('url', url);
+    if (answer.status !== 200 || !isObject(answer.body)) continue;
+    return checkedMetadata(guard, answer.body, { issuer }, needs);
   }
   throw invalidRequest('url', `the authorization server ${issuer.slice(0, 200)} publishes no RFC 8414 or OpenID metadata`);
+}
+
+/**
+ * MCP 2025-03-26 (a server without RFC 9728 metadata): the authorization server is the server's
+ * origin. Its RFC 8414 document there is taken with the issuer it names as long as that is on the
+ * same origin (the server speaks for itself; the suffix was not built from an issuer Warrant knew);
+ * without one, the spec's default endpoints `/authorize`, `/token` and `/register` at the origin.
+ */
+export async function discoverLegacyAuthorizationServer(guard: GuardedFetch, serverUrl: string, needs: GrantNeeds = 'code'): Promise<{ as: AuthorizationServerMetadata; fallback: boolean }> {
+  const origin = new URL(serverUrl).origin;
+  const answer = await guard.json('url', `${origin}/.well-known/oauth-authorization-server`);
+  if (answer.status === 200 && isObject(answer.body)) return { as: checkedMetadata(guard, answer.body, { sameOriginAs: origin }, needs), fallback: false };
+  return {
+    fallback: true,
+    as: {
+      issuer: origin,
+      authorization_endpoint: `${origin}/authorize`,
+      token_endpoint: `${origin}/token`,
+      registration_endpoint: `${origin}/register`,
+      // 2025-03-26 makes PKCE mandatory for every MCP client and server.
+      code_challenge_methods_supported: ['S256'],
+    },
+  };
+}
+
+/**
+ * How Warrant authenticates at the token endpoint, from what the server supports (RFC 8414
+ * `token_endpoint_auth_methods_supported`, whose default is client_secret_basic): basic, then post,
+ * with a secret; none without.
+ */
+export function tokenAuthMethodFor(as: AuthorizationServerMetadata, hasSecret: boolean): 'client_secret_basic' | 'client_secret_post' | 'none' {
+  const supported = as.token_endpoint_auth_methods_supported ?? ['client_secret_basic'];
+  if (!hasSecret) return 'none';
+  if (supported.includes('client_secret_basic')) return 'client_secret_basic';
+  if (supported.includes('client_secret_post')) return 'client_secret_post';
+  return 'client_secret_basic';
+}
+
+/** What Warrant asks to be registered with (RFC 7591 §2): a confidential client where the server takes one. */
+function registrationAuthMethod(as: AuthorizationServerMetadata): string {
+  const supported = as.token_endpoint_auth_methods_supported ?? ['client_secret_basic'];
+  return ['client_secret_basic', 'client_secret_post', 'none'].find((m) => supported.includes(m)) ?? 'client_secret_basic';
 }
 
 /** RFC 7591: registers Warrant as a client of the server's authorization server. */
@@ -174,6 +282,7 @@ export async function registerClient(
   p: { redirectUri: string; clientName: string; scope?: string },
 ): Promise<{ client_id: string; client_secret?: string; token_endpoint_auth_method: string }> {
   if (!as.registration_endpoint) throw invalidRequest('client_id', 'the authorization server has no registration endpoint; give a pre-registered client_id (and client_secret)');
+  const asked = registrationAuthMethod(as);
   const answer = await guard.json('url', as.registration_endpoint, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -183,7 +292,7 @@ export async function registerClient(
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       application_type: 'web',
-      token_endpoint_auth_method: 'client_secret_basic',
+      token_endpoint_auth_method: asked,
       ...(p.scope ? { scope: p.scope } : {}),
     }),
   });
@@ -193,6 +302,10 @@ export async function registerClient(
     throw new WarrantError('upstream_unavailable', `dynamic client registration at the authorization server failed (${error})`);
   }
   if (!isObject(b) || typeof b.client_id !== 'string' || !b.client_id) throw new WarrantError('upstream_unavailable', 'dynamic client registration answered without a client_id');
-  const method = typeof b.token_endpoint_auth_method === 'string' ? b.token_endpoint_auth_method : typeof b.client_secret === 'string' ? 'client_secret_basic' : 'none';
-  return { client_id: b.client_id, ...(typeof b.client_secret === 'string' ? { client_secret: b.client_secret } : {}), token_endpoint_auth_method: method };
+  // RFC 7591 §3.2.1: the answer holds the registered metadata; a method left out is the one asked for.
+  const said = typeof b.token_endpoint_auth_method === 'string' ? b.token_endpoint_auth_method : undefined;
+  const secret = typeof b.client_secret === 'string' && b.client_secret ? b.client_secret : undefined;
+  const method = said ?? (asked === 'none' || !secret ? 'none' : asked);
+  // A public client keeps no secret, even one the server sent anyway.
+  return { client_id: b.client_id, ...(secret && method !== 'none' ? { client_secret: secret } : {}), token_endpoint_auth_method: method };
 }

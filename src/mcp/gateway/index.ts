@@ -10,10 +10,13 @@ import { notFound } from '../../errors/index.ts';
 import type { AuditLog, AuditQueue, EventBus } from '../../events/index.ts';
 import type { Provider } from '../../providers/index.ts';
 import type { Store } from '../../store/index.ts';
-import type { TokenService } from '../../tokens/index.ts';
+import type { ClientResolver, ConnectionService, TokenService } from '../../tokens/index.ts';
+import { createRefusalAudit } from '../http.ts';
+import { protectedResource } from '../metadata.ts';
 import { mcpDefaults, type McpOptions } from '../options.ts';
 import { argumentsHasher } from '../tool-kit.ts';
 import { createAllowlists } from './allowlists.ts';
+import { CLIENT_METADATA_PATH, clientMetadataRoute } from './client-metadata.ts';
 import { createGatewayAuthenticator, GATEWAY_SCOPE, type AccessTokenVerifier } from './auth.ts';
 import { createGuardedFetch } from './discovery.ts';
 import { createGatewayEndpoint, gatewayMetadataPath } from './endpoint.ts';
@@ -32,6 +35,9 @@ export interface GatewayDeps {
   store: Store;
   catalog: Map<string, Provider>;
   tokens: TokenService;
+  /** For a server registered with client credentials: its first token, and its connection. */
+  clients: ClientResolver;
+  connections: Pick<ConnectionService, 'saveGrant'>;
   audit: AuditLog;
   auditQueue: AuditQueue;
   bus: EventBus;
@@ -39,6 +45,10 @@ export interface GatewayDeps {
   /** authz's verifier of its own access tokens (signature, audience, an active agent). */
   verifyAccessToken: AccessTokenVerifier;
   reconnectLink(connectionId: string): Promise<string | undefined>;
+  /** A single-use connect link asking the owner of a connection to consent to `scopes` (a step-up). */
+  stepUpLink?(connectionId: string, scopes: string[]): Promise<string | undefined>;
+  /** WARRANT_CLIENT_METADATA_URL: where Warrant's client ID metadata document is published, if not at `{public}/oauth/client-metadata.json`. */
+  clientMetadataUrl?: string;
   chainKey: KeyObject;
   allowedNetworks: readonly string[];
   allowInsecureHttp: boolean;
@@ -48,14 +58,6 @@ export interface GatewayDeps {
   options?: Partial<McpOptions>;
 }
 
-const protectedResource = z.object({
-  resource: z.string(),
-  authorization_servers: z.array(z.string()),
-  scopes_supported: z.array(z.string()),
-  bearer_methods_supported: z.array(z.string()),
-  resource_name: z.string(),
-});
-
 export function createGateway(deps: GatewayDeps) {
   const options: McpOptions = { ...mcpDefaults, ...deps.options };
   // The public base with the bound port (WARRANT_PORT=0): the issuer is its origin.
@@ -64,7 +66,8 @@ export function createGateway(deps: GatewayDeps) {
     return u.port === '0' ? `${deps.issuer()}${u.pathname.replace(/\/+$/, '')}` : deps.publicUrl.replace(/\/+$/, '');
   };
   const guard = createGuardedFetch({ allowedNetworks: deps.allowedNetworks, allowInsecureHttp: deps.allowInsecureHttp, timeoutMs: deps.timeoutMs });
-  const servers = createServers({ ...deps, guard, redirectPerProvider: deps.redirectPerProvider });
+  const clientMetadataUrl = () => deps.clientMetadataUrl ?? `${base()}${CLIENT_METADATA_PATH}`;
+  const servers = createServers({ ...deps, guard, clientMetadataUrl, redirectPerProvider: deps.redirectPerProvider });
   const allowlists = createAllowlists({ store: deps.store, now: deps.now });
   const upstream = createUpstreamClients({ tokens: deps.tokens, guard, logger: deps.logger });
   const relay = createRelay({
@@ -74,6 +77,8 @@ export function createGateway(deps: GatewayDeps) {
     auditQueue: deps.auditQueue,
     hashArguments: argumentsHasher(deps.chainKey),
     reconnectLink: deps.reconnectLink,
+    stepUpLink: deps.stepUpLink,
+    bus: deps.bus,
     logger: deps.logger,
   });
   const endpoint = createGatewayEndpoint({
@@ -83,10 +88,12 @@ export function createGateway(deps: GatewayDeps) {
     base,
     options,
     logger: deps.logger,
+    refusals: createRefusalAudit({ auditQueue: deps.auditQueue, logger: deps.logger, now: deps.now }),
   });
 
   /** GET /.well-known/oauth-protected-resource/mcp/{name} (RFC 9728 §3): open, holds no secret. */
   const metadataRoutes = async (app: FastifyInstance) => {
+    await clientMetadataRoute({ url: clientMetadataUrl, base, publicUrl: deps.publicUrl, redirectPerProvider: deps.redirectPerProvider, servers: () => servers.list() })(app);
     app.withTypeProvider<ZodTypeProvider>().get(
       gatewayMetadataPath(':name'),
       { schema: { tags: ['mcp'], params: z.object({ name: z.string().regex(SERVER_NAME) }), response: { 200: protectedResource } } },
@@ -116,6 +123,7 @@ export function createGateway(deps: GatewayDeps) {
     sessionCount: endpoint.sessionCount,
     async close(): Promise<void> {
       endpoint.close();
+      relay.close();
       await upstream.close();
       await guard.close().catch(() => undefined);
     },

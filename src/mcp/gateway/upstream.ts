@@ -4,7 +4,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { CallToolResult, ListToolsResult } from '@modelcontextprotocol/sdk/types.js';
 import { WarrantError, isWarrantError } from '../../errors/index.ts';
 import type { TokenService } from '../../tokens/index.ts';
-import type { GuardedFetch } from './discovery.ts';
+import { bearerParams, scopesOf, type GuardedFetch } from './discovery.ts';
 
 // Warrant as an MCP client of a remote server, one per connection (the owner's upstream grant).
 // Every request asks the token service for the access token (refresh ahead, single flight across
@@ -27,6 +27,14 @@ export function createUpstreamClients(deps: { tokens: TokenService; guard: Guard
       };
       const first = await deps.tokens.getFreshToken(connectionId);
       const res = await send(first.accessToken);
+      if (res.status === 403) {
+        // RFC 6750 §3.1 insufficient_scope: no refresh helps; the owner must consent to more (relay, step-up.ts).
+        const challenge = res.headers.get('www-authenticate');
+        if (bearerParams(challenge).error === 'insufficient_scope') {
+          await res.body?.cancel().catch(() => undefined);
+          throw new WarrantError('scope_insufficient', 'the MCP server refused the call for a missing scope', { required_scope: scopesOf(challenge) ?? [] });
+        }
+      }
       if (res.status !== 401) return res;
       await res.body?.cancel().catch(() => undefined);
       // RFC 6750 §3.1 invalid_token: refresh once (joined by every caller that saw the same token), retry once.
