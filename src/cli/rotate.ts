@@ -1,43 +1,9 @@
 import { Command, Option } from 'commander';
+import type { RotationItem as Item, RotationStatus as Status, RunReport } from '../tokens/rotation-schedules.ts';
 import { adminApiOf, callAdminApi, runAdminCommand, withAdminApi, type AdminApiOptions } from './admin-api.ts';
 
 // `warrant rotate`: the rotation schedules of a running Warrant (docs/governance.md, "Rotation
 // schedules"), through its admin API: the server refreshes, generates keys and audits.
-
-interface Outcome {
-  kind: string;
-  connection?: string;
-  provider: string;
-  environment: string;
-  outcome: string;
-  verified?: boolean;
-  verification?: string;
-  detail: string;
-  public_key_thumbprint?: string;
-}
-
-interface RunReport {
-  dry_run: boolean;
-  results: Outcome[];
-  notices_sent: number;
-}
-
-interface Item {
-  kind: string;
-  connection?: string;
-  provider: string;
-  environment: string;
-  owner?: string;
-  issued_at: string | null;
-  due_at: string | null;
-  state: string;
-  action: string;
-  last_error?: string;
-}
-
-interface Status extends Item {
-  pending_key?: { thumbprint: string; public_key_pem: string; public_key_jwk: Record<string, unknown>; since: string };
-}
 
 const what = (o: { kind: string; connection?: string; provider: string; environment: string }) =>
   `${o.kind.padEnd(13)} ${o.connection ?? `${o.provider}/${o.environment}`}${o.connection ? ` (${o.provider})` : ''}`;

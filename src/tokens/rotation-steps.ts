@@ -1,12 +1,10 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import type { Logger } from 'pino';
 import { classify } from '../oauth/index.ts';
 import type { Provider } from '../providers/index.ts';
-import type { ConnectionRow, CredentialRotationRow, Db, Store } from '../store/index.ts';
-import type { AuditInput, AuditLog, EventBus } from '../events/index.ts';
+import type { ConnectionRow, CredentialRotationRow, Db } from '../store/index.ts';
+import type { AuditInput } from '../events/index.ts';
 import { WarrantError } from '../errors/index.ts';
-import type { ClientResolver } from './clients.ts';
-import type { Clock, TokenService } from './service.ts';
+import type { ConnectionServiceDeps } from './connections.ts';
 import { parseJson } from './refresh.ts';
 import { EXPIRING_EVENT, noticeDue } from './expiry-notices.ts';
 import { newKeyPairFor, thumbprintOf } from './rotation-keys.ts';
@@ -38,15 +36,8 @@ export interface StepOutcome {
   public_key_thumbprint?: string;
 }
 
-export interface StepDeps {
-  store: Store;
-  catalog: Map<string, Provider>;
-  tokens: TokenService;
-  clients: ClientResolver;
-  audit: AuditLog;
-  bus: EventBus;
-  clock: Clock;
-  logger: Logger;
+/** What the connection service is given, less its timing settings. */
+export interface StepDeps extends Omit<ConnectionServiceDeps, 'timing'> {
   env?: NodeJS.ProcessEnv;
 }
 
