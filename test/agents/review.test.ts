@@ -83,8 +83,11 @@ for (const kind of storeKinds) describe(`scope review and narrowing in place (${
     const exported = await fetch(`${base}/v1/connections/${conn}/token`, { headers: { authorization: `Bearer ${keys.exporter!.api_key}` } });
     assert.equal(exported.status, 200);
     await exported.arrayBuffer();
-    // The proxy's audit entries are written in batches: wait until the review sees them.
-    await eventually(async () => (grantOf(await review(), keys.two!.id)?.used.length ?? 0) > 0, 10_000);
+    // The proxy's audit entries and the export's are written apart, in batches: wait until the review sees both.
+    await eventually(async () => {
+      const r = await review();
+      return (grantOf(r, keys.two!.id)?.used.length ?? 0) > 0 && (grantOf(r, keys.exporter!.id)?.token_exports ?? 0) > 0;
+    }, 10_000);
   });
   after(async () => env?.cleanup());
 
