@@ -17,6 +17,7 @@ import { createLogger } from './http/logger.ts';
 import { createMetrics } from './http/metrics.ts';
 import { connectionRoutes } from './http/routes/connections.ts';
 import { connectRoutes } from './http/routes/connect.ts';
+import { createConnectPages, defaultBrand } from './http/connect-pages.ts';
 import { auditRoutes } from './http/routes/audit.ts';
 import { agentRoutes } from './http/routes/agents.ts';
 import { reviewRoutes } from './http/routes/review.ts';
@@ -26,9 +27,13 @@ import { createScimUsers, scimRoutes } from './scim/index.ts';
 import { rawProxyRoute } from './http/routes/proxy.ts';
 import { agentTokenRoutes } from './http/routes/agent-tokens.ts';
 import { webhookRoutes } from './http/routes/webhooks.ts';
+import { statusRoutes } from './http/routes/status.ts';
 import { rotationRoutes } from './http/routes/rotations.ts';
 import { adminKeyRoutes } from './http/routes/admin-keys.ts';
-import { createAdminKeys, type AdminKeys } from './admin/index.ts';
+import { whoamiRoutes } from './http/routes/whoami.ts';
+import { createUiSessions, webRoutes } from './web/index.ts';
+import { readFileSync } from 'node:fs';
+import { createAdminKeys, createStatus, type AdminKeys } from './admin/index.ts';
 import { authzRoutes, createAuthz, mcpServerResources, type Authz, type authzDefaults } from './authz/index.ts';
 import { createForwarder, createUpstreams, type Forwarder, type Upstreams } from './proxy/index.ts';
 import { createAuditQueue, type AuditQueue } from './events/index.ts';
@@ -38,7 +43,8 @@ import { createGateway, type Gateway } from './mcp/gateway/index.ts';
 import { mcpServerRoutes } from './http/routes/mcp-servers.ts';
 import { createMemoryLocks, createPostgresLocks, createRedisLocks, withFallback, type Locks } from './locks/index.ts';
 import { createAuditHmac, createAuditLog, createEventBus, loadChainKey, type AuditLog, type ChainKey, type EventBus } from './events/index.ts';
-import { createWebhooks, type Webhooks, type WebhooksOptions } from './events/index.ts';
+import { createWebhooks, createWebhookTags, type Webhooks, type WebhooksOptions } from './events/index.ts';
+import { tagsOf } from './util/tags.ts';
 import {
   createClientResolver,
   createConnectFlow,
@@ -126,6 +132,9 @@ export interface WarrantOptions {
   /** Lifetimes (seconds) of the authorization server's artefacts, over authzDefaults.ttlSeconds (tests: short access tokens). */
   authzTtl?: Partial<typeof authzDefaults.ttlSeconds>;
 }
+
+/** The version shown by the dashboard (package.json). */
+const WARRANT_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 function locksFor(config: Config, store: Store, logger: Logger): Locks {
   // The lock pool is apart from the work pool: a holder never waits for a connection a waiter holds.
@@ -272,13 +281,18 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     redisUrl: config.redisUrl,
     logger,
   });
+  const webhookTags = createWebhookTags({ db: store.db });
   const webhooks = createWebhooks({
     store,
     bus,
     audit,
     logger,
     clock,
-    extend: (e) => reconnects.webhookExtras(e),
+    // A connection's or agent's tags (products route alerts per end user), and a fresh re-connect link where one is due.
+    extend: async (e) => {
+      const [tags, extras] = await Promise.all([webhookTags(e).catch(() => undefined), reconnects.webhookExtras(e)]);
+      return tags || extras ? { ...tags, ...extras } : undefined;
+    },
     allowedNetworks: config.webhookAllowedNetworks,
     ...(opts.webhooks || {}),
   });
@@ -288,7 +302,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     verifyAccessToken: authz.verifyAccessToken, reconnectLink: async (id) => (await reconnects.link(id)).url, chainKey: chain.key,
     stepUpLink: async (id, scopes) => {
       const row = await store.connections.get(id);
-      return row ? (await connect.createSession({ provider: row.provider, environment: row.environment, owner: row.owner, scopes, params: JSON.parse(row.params) as Record<string, string> })).connect_url : undefined;
+      return row ? (await connect.createSession({ provider: row.provider, environment: row.environment, owner: row.owner, scopes, params: JSON.parse(row.params) as Record<string, string>, ...tagsOf(row) })).connect_url : undefined;
     },
     clientMetadataUrl: config.clientMetadataUrl,
     allowedNetworks: config.mcpAllowedNetworks, allowInsecureHttp: config.allowInsecureHttp, redirectPerProvider: config.redirectPerProvider, timeoutMs: config.idpTimeoutMs,
@@ -308,9 +322,10 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     // An admin key (`wak_…`), else the admin token.
     authenticateAdmin: async (token) => (adminKeys.looksLikeKey(token) && (await adminKeys.authenticate(token))) || adminTokens.verify(token),
     metricsToken: config.metricsToken,
+    env: opts.env,
     routes: [
       connectionRoutes(connections),
-      connectRoutes(connect, reconnects),
+      connectRoutes(connect, reconnects, createConnectPages({ ...defaultBrand, ...config.brand })),
       auditRoutes(audit),
       agentRoutes(agents),
       reviewRoutes(agents),
@@ -321,8 +336,12 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
         : []),
       agentTokenRoutes({ tokens, auditQueue, authenticate, limits }),
       webhookRoutes(webhooks),
+      statusRoutes(createStatus({ db: store.db, agents, audit, now })),
       rotationRoutes(rotations),
       adminKeyRoutes(adminKeys),
+      whoamiRoutes(),
+      // The dashboard at /ui: a client of the routes above (in-process), its session key derived from the chain key.
+      webRoutes({ sessions: createUiSessions({ chainKey: chain.key, now }), publicUrl: config.publicUrl, version: WARRANT_VERSION, now }),
       authzRoutes(authz.loginCodes, authz.headless),
       mcp.routes,
       gateway.routes,

@@ -11,3 +11,4 @@ export {
   type AdminRole,
 } from './roles.ts';
 export { ADMIN_KEY_PREFIX, createAdminKeys, type AdminKeys, type AdminKeyView, type AdminKeysDeps } from './keys.ts';
+export { createStatus, statusDefaults, CONNECTION_STATUSES, AGENT_STATUSES, type Status, type StatusReport, type StatusDeps } from './status.ts';

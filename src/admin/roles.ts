@@ -28,6 +28,8 @@ export const adminRouteRoles: Readonly<Record<string, AdminRole>> = {
   'POST /v1/connect-sessions': 'operate',
   'POST /v1/connections/:id/reconnect-link': 'operate',
   'POST /v1/connections/:id/confirm-reconnect': 'operate',
+  // Tags (end_user, organization, labels) are bookkeeping: they give no access.
+  'PATCH /v1/connections/:id': 'operate',
   // Taking a cross-owner allowance back removes grants; giving one (POST) is admin.
   'DELETE /v1/connections/:id/shares/:owner': 'operate',
   // Agents: revoke (minting one, POST /v1/agents, is admin).
@@ -36,6 +38,8 @@ export const adminRouteRoles: Readonly<Record<string, AdminRole>> = {
   // (PATCH /v1/agents/:id stays admin: besides narrowing and suspending, it reactivates.)
   'POST /v1/owners/:owner/offboard': 'operate',
   'POST /v1/rotations/run': 'operate',
+  // Webhooks: sending a delivery again to the webhook's own URL (creating one, or changing where data goes, is admin).
+  'POST /v1/webhooks/:id/deliveries/:delivery/redeliver': 'operate',
 };
 
 /** The role an admin route needs: its entry in `adminRouteRoles`, else GET/HEAD → read, others → admin. */

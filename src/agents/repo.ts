@@ -1,12 +1,13 @@
 import { sql, type ExpressionBuilder, type Insertable } from 'kysely';
-import type { AgentRow, AgentsTable, Database, Db, GrantRow, GrantsTable } from '../store/index.ts';
+import { tagPredicates, type AgentRow, type AgentsTable, type Database, type Db, type Dialect, type GrantRow, type GrantsTable } from '../store/index.ts';
+import type { TagFilter } from '../util/tags.ts';
 
 // Store access for agents and their grants. Every method takes an optional transaction so an
 // agent, its grants and its audit entry commit together.
 
 export type AgentStatusFilter = 'active' | 'expired' | 'suspended' | 'revoked';
 
-export interface AgentFilter {
+export interface AgentFilter extends TagFilter {
   owner?: string;
   status?: AgentStatusFilter;
   limit?: number;
@@ -17,7 +18,7 @@ export type OrphanReason = 'owner_offboarded' | 'owner_unknown' | 'no_usable_con
 /** Every orphan reason, in the order an agent's `orphan_reasons` lists them. */
 export const ORPHAN_REASONS: readonly OrphanReason[] = ['owner_offboarded', 'owner_unknown', 'no_usable_connection', 'expired', 'idle'];
 
-export interface OrphanFilter {
+export interface OrphanFilter extends TagFilter {
   owner?: string;
   limit?: number;
   /**
@@ -82,7 +83,7 @@ function isOrphan(eb: ExpressionBuilder<Database, 'agents'>, now: number, idleMs
   return eb.or([c.owner_offboarded, c.owner_unknown, c.no_usable_connection, c.expired, c.idle]);
 }
 
-export function createAgentsRepo(db: Db) {
+export function createAgentsRepo(db: Db, dialect: Dialect = 'sqlite') {
   return {
     async insert(agent: Insertable<AgentsTable>, grants: Insertable<GrantsTable>[], trx: Db = db): Promise<void> {
       await trx.insertInto('agents').values(agent).execute();
@@ -121,6 +122,7 @@ export function createAgentsRepo(db: Db) {
       else if (filter.status === 'active') {
         q = q.where('status', '=', 'active').where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]));
       } else if (filter.status === 'expired') q = q.where('status', '=', 'active').where('expires_at', '<=', now);
+      for (const p of tagPredicates('agents', filter, dialect)) q = q.where(p);
       return q.orderBy('created_at').orderBy('id').limit(filter.limit ?? DEFAULT_LIMIT).execute();
     },
 
@@ -147,6 +149,7 @@ export function createAgentsRepo(db: Db) {
         .where((eb) => isOrphan(eb, now, idleMs));
       q = filter.unannounced ? q.where('agents.status', '=', 'active').where('agents.orphaned_at', 'is', null) : q.where('agents.status', 'in', ['active', 'suspended']);
       if (filter.owner) q = q.where('agents.owner', '=', filter.owner);
+      for (const p of tagPredicates('agents', filter, dialect)) q = q.where(p);
       const rows = await q.orderBy('agents.created_at').orderBy('agents.id').limit(filter.limit ?? DEFAULT_LIMIT).execute();
       return rows.map((row) => {
         const flags = row as unknown as Record<OrphanReason, unknown>;

@@ -13,6 +13,7 @@ import { createScopeReview } from './review.ts';
 import type { Locks } from '../locks/index.ts';
 import type { KeyInvalidations } from './invalidation.ts';
 import { scopeList, viewOf, type AgentView } from './view.ts';
+import { NO_TAGS, tagColumns, tagPatchProblem, type TagFilter, type TagPatch } from '../util/tags.ts';
 
 /** Every option of the agent service and its default. */
 export const agentDefaults: AgentAuthOptions & { maxGrants: number; maxNameLength: number } = {
@@ -34,6 +35,10 @@ export interface CreateAgentInput {
   /** ISO 8601 date-time in the future; absent or null: no expiry. */
   expires_at?: string | null;
   grants: { connection: string; scopes: string[]; token_export?: boolean }[];
+  /** Tags (util/tags.ts): the product's end user and organization ids, free labels. */
+  end_user?: string | null;
+  organization?: string | null;
+  labels?: Record<string, string>;
 }
 
 export interface AgentServiceDeps {
@@ -57,7 +62,7 @@ export interface AgentServiceDeps {
 export function createAgentService(deps: AgentServiceDeps) {
   const { store, audit, bus, clock } = deps;
   const options = { ...agentDefaults, ...deps.options };
-  const repo = createAgentsRepo(store.db);
+  const repo = createAgentsRepo(store.db, store.dialect);
   const auth = createAgentAuthenticator({ repo, clock, logger: deps.logger, options });
   const sharesRepo = createSharesRepo(store.db);
   // What another instance invalidated (or this one, echoed back): dropped here too.
@@ -102,6 +107,17 @@ export function createAgentService(deps: AgentServiceDeps) {
     if (Number.isNaN(at)) throw invalidRequest('expires_at', 'is not an ISO 8601 date-time');
     if (at <= now) throw invalidRequest('expires_at', 'must be in the future');
     return at;
+  }
+
+  /** The tags given at creation, checked (`invalid_request` naming the field). */
+  function tagsGiven(input: TagPatch): TagPatch {
+    const problem = tagPatchProblem(input);
+    if (problem) throw invalidRequest(problem.field, problem.detail);
+    return {
+      ...(input.end_user !== undefined ? { end_user: input.end_user } : {}),
+      ...(input.organization !== undefined ? { organization: input.organization } : {}),
+      ...(input.labels !== undefined ? { labels: input.labels } : {}),
+    };
   }
 
   /** Checks each grant against its connection (inside the creating transaction) and normalizes it. */
@@ -160,6 +176,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       if (!input.owner.trim()) throw invalidRequest('owner', 'is required');
       const now = clock.now();
       const expiresAt = expiryOf(input.expires_at, now);
+      const tags = { ...NO_TAGS, ...tagsGiven(input) };
       const id = randomToken(12, 'agt_');
       const key = mintApiKey();
       const { row, grantRows, entries } = await store.transaction(async (trx) => {
@@ -182,6 +199,9 @@ export function createAgentService(deps: AgentServiceDeps) {
           orphaned_at: null,
           suspended_at: null,
           suspended_reasons: null,
+          end_user: tags.end_user,
+          organization: tags.organization,
+          labels: tagColumns(tags).labels!,
         };
         const grantRows: GrantRow[] = grants.map((g) => ({
           id: randomToken(12, 'gnt_'),
@@ -198,7 +218,17 @@ export function createAgentService(deps: AgentServiceDeps) {
             actor,
             subject: `agent:${id}`,
             // Never the key nor its hash: the key id is only the lookup half.
-            data: { name, owner: input.owner, key_id: key.keyId, expires_at: expiresAt === null ? null : new Date(expiresAt).toISOString(), grants, ...(opts.oauthClient ? { oauth_client: opts.oauthClient } : {}) },
+            data: {
+              name,
+              owner: input.owner,
+              key_id: key.keyId,
+              expires_at: expiresAt === null ? null : new Date(expiresAt).toISOString(),
+              grants,
+              end_user: tags.end_user,
+              organization: tags.organization,
+              labels: tags.labels,
+              ...(opts.oauthClient ? { oauth_client: opts.oauthClient } : {}),
+            },
           },
           trx,
         );
@@ -213,7 +243,7 @@ export function createAgentService(deps: AgentServiceDeps) {
       return (await viewsOf([await getRow(id)]))[0]!;
     },
 
-    async list(filter: { owner?: string; status?: AgentStatusFilter; limit?: number } = {}): Promise<AgentView[]> {
+    async list(filter: { owner?: string; status?: AgentStatusFilter; limit?: number } & TagFilter = {}): Promise<AgentView[]> {
       return viewsOf(await repo.list(filter, clock.now()));
     },
 
@@ -224,7 +254,7 @@ export function createAgentService(deps: AgentServiceDeps) {
      * `expired` (past expires_at, never revoked), `idle` (no authenticated request for
      * WARRANT_AGENT_IDLE_DAYS). The sweep (`orphanSweep`, orphans.ts) announces each once.
      */
-    async orphaned(filter: { owner?: string; limit?: number } = {}): Promise<AgentView[]> {
+    async orphaned(filter: { owner?: string; limit?: number } & TagFilter = {}): Promise<AgentView[]> {
       const rows = await repo.orphans({ ...filter, idleMs }, clock.now());
       const views = await viewsOf(rows);
       return views.map((v, i) => ({ ...v, orphan_reasons: rows[i]!.reasons }));

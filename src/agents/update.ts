@@ -3,6 +3,7 @@ import type { AuditEntry, AuditInput, AuditLog, EventBus } from '../events/index
 import type { AgentRow, Db, GrantRow, Store } from '../store/index.ts';
 import type { AgentsRepo } from './repo.ts';
 import { scopeList } from './view.ts';
+import { tagColumns, tagPatchProblem, tagsOf, type TagPatch } from '../util/tags.ts';
 
 // PATCH /v1/agents/{id}: an agent's grants are narrowed in place and its status switched between
 // active and suspended, without a new key. Narrowing only: a grant's scopes may lose members, its
@@ -22,6 +23,10 @@ export interface UpdateAgentInput {
   grants?: { connection: string; scopes: string[]; token_export?: boolean }[];
   /** `suspended`: its key is refused (`agent_suspended`); `active`: a suspended agent works again. */
   status?: 'active' | 'suspended';
+  /** Tags: a member left out stays; `null` clears an id; `labels` replaces every label. */
+  end_user?: string | null;
+  organization?: string | null;
+  labels?: Record<string, string>;
 }
 
 export interface AgentUpdateDeps {
@@ -105,7 +110,15 @@ export function createAgentUpdate(deps: AgentUpdateDeps) {
      * bound on the others.
      */
     async update(id: string, input: UpdateAgentInput, actor = 'admin'): Promise<AgentRow> {
-      if (input.grants === undefined && input.status === undefined) throw invalidRequest('body', 'give grants, status, or both');
+      const tagPatch: TagPatch = {
+        ...(input.end_user !== undefined ? { end_user: input.end_user } : {}),
+        ...(input.organization !== undefined ? { organization: input.organization } : {}),
+        ...(input.labels !== undefined ? { labels: input.labels } : {}),
+      };
+      const retag = Object.keys(tagPatch).length > 0;
+      if (input.grants === undefined && input.status === undefined && !retag) throw invalidRequest('body', 'give grants, status, tags (end_user, organization, labels), or several');
+      const tagProblem = tagPatchProblem(tagPatch);
+      if (tagProblem) throw invalidRequest(tagProblem.field, tagProblem.detail);
       const now = clock.now();
       const { row, entries } = await store.transaction(async (trx) => {
         const row = await lockedRow(id, trx);
@@ -143,6 +156,14 @@ export function createAgentUpdate(deps: AgentUpdateDeps) {
             subject,
             data: { name: row.name, owner: row.owner, was_suspended_for: scopeList(row.suspended_reasons ?? '[]'), suspended_at: row.suspended_at === null ? null : new Date(Number(row.suspended_at)).toISOString() },
           });
+        }
+        if (retag) {
+          const before = tagsOf(row);
+          const after = tagsOf({ ...row, ...tagColumns({ ...before, ...tagPatch }) });
+          if (JSON.stringify(tagColumns(before)) !== JSON.stringify(tagColumns(after))) {
+            await store.tags.set('agents', id, tagPatch, trx);
+            inputs.push({ type: 'agent.tags_updated', actor, subject, data: { name: row.name, owner: row.owner, ...after, previous: before } });
+          }
         }
         const entries: AuditEntry[] = await audit.append(inputs, trx);
         // Read back inside the transaction: what this change committed, not a later one.

@@ -1,6 +1,7 @@
 import type { AgentRow, GrantRow } from '../store/index.ts';
 import type { OrphanReason } from './repo.ts';
 import { iso } from '../util/time.ts';
+import { tagsOf, type Labels } from '../util/tags.ts';
 
 /** One grant as the API shows it: a connection, the scopes of it the agent may use, token export. */
 export interface GrantView {
@@ -26,6 +27,10 @@ export interface AgentView {
   last_used_at: string | null;
   revoked_at: string | null;
   grants: GrantView[];
+  /** Tags (util/tags.ts): the product's end user and organization ids, and free labels. */
+  end_user: string | null;
+  organization: string | null;
+  labels: Labels;
   orphan_reasons?: OrphanReason[];
   /** Only while suspended. */
   suspended_at?: string;
@@ -74,6 +79,7 @@ export function viewOf(row: AgentRow, grants: GrantRow[], now: number): AgentVie
     last_used_at: iso(row.last_used_at),
     revoked_at: iso(row.revoked_at),
     grants: grants.map((g) => ({ connection: g.connection_id, scopes: scopeList(g.scopes), token_export: Number(g.token_export) === 1 })),
+    ...tagsOf(row),
     ...(row.status === 'suspended' && row.suspended_at !== null
       ? { suspended_at: new Date(Number(row.suspended_at)).toISOString(), suspended_reasons: scopeList(row.suspended_reasons ?? '[]') }
       : {}),

@@ -37,6 +37,7 @@ export function authzRoutes(loginCodes: LoginCodes, headless?: HeadlessClients) 
         schema: {
           tags: ['owners'],
           security: [{ admin: [] }],
+          summary: 'Issue a login code for the consent page',
           description: 'A one-time, short-lived code the owner types on the consent page to sign in (shown once, stored hashed).',
           params: z.object({ owner: z.string().trim().min(1).max(320) }),
           response: { 201: loginCode },
@@ -54,6 +55,8 @@ export function authzRoutes(loginCodes: LoginCodes, headless?: HeadlessClients) 
           schema: {
             tags: ['owners'],
             security: [{ admin: [] }],
+            summary: 'Register a headless agent (client credentials)',
+            problems: ['not_found', 'conflict'],
             description:
               'Registers a headless agent (SEP-1046): a client authenticating with private_key_jwt (its public keys in jwks or at jwks_uri) that gets client_credentials tokens, bound to `owner` as an agent.',
             body: headlessClientBody,

@@ -68,12 +68,12 @@ export async function callAdminApi<T = unknown>(api: AdminApiOptions, method: 'G
 }
 
 /** Runs an admin command's body: an AdminApiError becomes one line on stderr and exit code 1. */
-export async function runAdminCommand(body: () => Promise<void>): Promise<void> {
+export async function runAdminCommand(body: () => Promise<void>, io: { stderr(text: string): void } = { stderr: (t) => void process.stderr.write(t) }): Promise<void> {
   try {
     await body();
   } catch (err) {
     if (!(err instanceof AdminApiError)) throw err;
-    process.stderr.write(`warrant: ${err.message}\n`);
+    io.stderr(`warrant: ${err.message}\n`);
     process.exitCode = 1;
   }
 }

@@ -7,6 +7,7 @@ import { fileKeyRingSource, keyFileName, parseKeyRing, staticKeyRing } from '../
 import { createAuditLog, readChainKey, type AuditVerification } from '../events/index.ts';
 import { createStore } from '../store/index.ts';
 import { AdminApiError, adminApiOf, callAdminApi, runAdminCommand, withAdminApi, type AdminApiOptions } from './admin-api.ts';
+import { auditTailCommand } from './audit-tail.ts';
 
 // `warrant audit verify` and `warrant audit export` (docs/audit.md). Verify asks the running
 // Warrant (GET /v1/audit/verify) or, with --store, reads the database itself with the chain key
@@ -147,7 +148,7 @@ export interface AuditIo {
 const processIo: AuditIo = { stdout: (t) => void process.stdout.write(t), stderr: (t) => void process.stderr.write(t) };
 
 export function auditCommand(io: AuditIo = processIo): Command {
-  const audit = new Command('audit').description('Check the tamper-evident audit log, export it (JSON Lines or OCSF) for a SIEM');
+  const audit = new Command('audit').description('Follow the tamper-evident audit log, check it, export it (JSON Lines or OCSF) for a SIEM');
 
   withAdminApi(
     audit
@@ -211,5 +212,7 @@ export function auditCommand(io: AuditIo = processIo): Command {
         }
       }),
     );
+
+  audit.addCommand(auditTailCommand(io));
   return audit;
 }

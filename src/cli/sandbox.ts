@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { sandboxControlCommands } from './sandbox-controls.ts';
 
 /** A whole number written in decimal digits only (`Number` alone would take '', '1e3', '0x10'). */
 function wholeNumber(value: string, flag: string, what: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -8,10 +9,11 @@ function wholeNumber(value: string, flag: string, what: string, min: number, max
 }
 
 export function sandboxCommand(): Command {
-  return new Command('sandbox')
+  const cmd = new Command('sandbox')
     .description(
       'Run a real OAuth 2.1 provider and a small API on loopback, for testing agents against expiry, ' +
-        'rotation, revocation and faults. Prints a provider definition that points at it.',
+        'rotation, revocation and faults. Prints a provider definition that points at it. ' +
+        'The subcommands act on a running sandbox (--sandbox-url).',
     )
     .option('--port <port>', 'port to listen on (0 = any free port)', '7171')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
@@ -62,4 +64,6 @@ export function sandboxCommand(): Command {
       process.on('SIGINT', () => void stop());
       process.on('SIGTERM', () => void stop());
     });
+  for (const sub of sandboxControlCommands()) cmd.addCommand(sub);
+  return cmd;
 }

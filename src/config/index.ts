@@ -69,6 +69,14 @@ const variables = {
   WARRANT_ROTATE_PRIVATE_KEY_DAYS: z.coerce.number().int().min(0).max(3650),
   WARRANT_ROTATE_CLIENT_SECRET_DAYS: z.coerce.number().int().min(0).max(3650),
   WARRANT_CONFIG: z.string().min(1),
+  WARRANT_BRAND_NAME: z.string().trim().min(1).max(80).refine((s) => !/[\u0000-\u001f\u007f]/.test(s), { message: 'must be one line of text' }),
+  WARRANT_BRAND_LOGO_URL: z
+    .string()
+    .max(65_536, { message: 'must be at most 64 KiB' })
+    .refine((s) => (/^https:\/\//i.test(s) && URL.canParse(s)) || /^data:image\/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=]+$/.test(s), {
+      message: 'must be an https:// URL or a data:image/(png|jpeg|gif|webp|svg+xml);base64 URL',
+    }),
+  WARRANT_BRAND_COLOR: z.string().regex(/^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/, { message: 'must be a hex colour such as #2f5bd3 or #25b' }),
 } as const;
 
 type VariableName = keyof typeof variables;
@@ -144,6 +152,8 @@ export interface Config {
   agentIdleDays: number;
   /** WARRANT_ORPHAN_POLICY: `report` announces orphans (`agent.orphaned`); `suspend` also suspends them. */
   orphanPolicy: 'report' | 'suspend';
+  /** WARRANT_BRAND_*: the name, logo and colour of the pages owners see while connecting; each unset keeps Warrant's own. */
+  brand: { name?: string; logoUrl?: string; color?: string };
 }
 
 /**
@@ -212,6 +222,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     enterpriseIdps: parsed.WARRANT_ENTERPRISE_IDPS ?? [],
     agentIdleDays: parsed.WARRANT_AGENT_IDLE_DAYS ?? defaults.agentIdleDays,
     orphanPolicy: parsed.WARRANT_ORPHAN_POLICY ?? defaults.orphanPolicy,
+    brand: {
+      ...(parsed.WARRANT_BRAND_NAME ? { name: parsed.WARRANT_BRAND_NAME } : {}),
+      ...(parsed.WARRANT_BRAND_LOGO_URL ? { logoUrl: parsed.WARRANT_BRAND_LOGO_URL } : {}),
+      ...(parsed.WARRANT_BRAND_COLOR ? { color: parsed.WARRANT_BRAND_COLOR.toLowerCase() } : {}),
+    },
   };
   checkPublicUrl(config, parsed.WARRANT_PUBLIC_URL !== undefined);
   if (config.storeKind === 'postgres' && !config.masterKey) {

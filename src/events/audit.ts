@@ -81,6 +81,12 @@ export interface AuditQuery {
   subject?: string;
   actor?: string;
   afterSeq?: number;
+  /** Only entries before this seq (paging back through a newest-first list). */
+  beforeSeq?: number;
+  /** Only entries at or after this time (epoch ms). */
+  sinceMs?: number;
+  /** `desc`: newest first (the dashboard's timeline); default `asc`. */
+  order?: 'asc' | 'desc';
   limit?: number;
 }
 
@@ -141,7 +147,9 @@ export function createAuditLog(deps: {
       if (q.subject) query = query.where('subject', '=', q.subject);
       if (q.actor) query = query.where('actor', '=', q.actor);
       if (q.afterSeq !== undefined) query = query.where('seq', '>', q.afterSeq);
-      const rows = await query.orderBy('seq').limit(Math.min(q.limit ?? 100, 1000)).execute();
+      if (q.beforeSeq !== undefined) query = query.where('seq', '<', q.beforeSeq);
+      if (q.sinceMs !== undefined) query = query.where('at', '>=', q.sinceMs);
+      const rows = await query.orderBy('seq', q.order ?? 'asc').limit(Math.min(q.limit ?? 100, 1000)).execute();
       return rows.map(toEntry);
     },
 
@@ -252,6 +260,7 @@ export type AuditLog = ReturnType<typeof createAuditLog>;
  */
 function createWriterThread(file: string, key: KeyObject | undefined) {
   let worker: Worker | undefined;
+  let closed = false;
   let nextId = 0;
   const waiting = new Map<number, { resolve(rows: (ChainRow & { seq: number })[]): void; reject(err: Error): void }>();
   const failAll = (err: Error) => {
@@ -278,6 +287,9 @@ function createWriterThread(file: string, key: KeyObject | undefined) {
   };
   return {
     append(inputs: AuditInput[]): Promise<(ChainRow & { seq: number })[]> {
+      // A call abandoned at shutdown may finish after close: its entry is refused, never written by
+      // a new thread on a store that may be gone.
+      if (closed) return Promise.reject(new Error('the audit writer is closed'));
       worker ??= start();
       const w = worker;
       const id = nextId++;
@@ -288,6 +300,7 @@ function createWriterThread(file: string, key: KeyObject | undefined) {
       });
     },
     async close(): Promise<void> {
+      closed = true;
       const w = worker;
       if (!w) return;
       worker = undefined;

@@ -1,6 +1,6 @@
 export { createAuditLog, type AuditLog, type AuditInput, type AuditEntry, type AuditQuery, type AuditHead, type AuditVerification, type AuditBreak } from './audit.ts';
 export { loadChainKey, readChainKey, CHAIN_KEY_SECRET } from './chain-key.ts';
-export type { ChainKey } from './chain.ts';
+export { derivedKey, type ChainKey } from './chain.ts';
 export { exportPage, parseCursor, cursorOf, type AuditCursor, type ExportPage, type ExportQuery } from './export.ts';
 export { toOcsf, OCSF_VERSION } from './ocsf.ts';
 export { createAuditHmac, normalizeIp, AUDIT_HMAC_PREFIX, type AuditHmac, type AuditHmacKind } from './audit-hmac.ts';
@@ -9,3 +9,4 @@ export { createAuditQueue, type AuditQueue, type Reservation } from './audit-que
 export { createWebhooks, defaultRetry, type Webhooks, type WebhooksOptions, type Webhook, type Delivery } from './webhooks.ts';
 export { generateSecret, matches, messageId, payloadOf, retryDelayMs, sign, urlProblem, EVENT_PATTERN, type RetrySettings } from './webhook-messages.ts';
 export { deliverable, outboxRows, writeOutbox } from './outbox.ts';
+export { createWebhookTags } from './webhook-tags.ts';

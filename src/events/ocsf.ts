@@ -46,6 +46,7 @@ const TABLE: Record<string, { kind: Kind; activity: number }> = {
   'authz.enterprise_grant': { kind: 'api', activity: 1 },
   'webhook.created': { kind: 'api', activity: 1 },
   'webhook.deleted': { kind: 'api', activity: 4 },
+  'webhook.redelivered': { kind: 'api', activity: 3 },
   'mcp.server_registered': { kind: 'api', activity: 1 },
   'mcp.server_deleted': { kind: 'api', activity: 4 },
 };

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
 import type { Logger } from 'pino';
-import { invalidRequest, notFound } from '../errors/index.ts';
+import { invalidRequest, notFound, WarrantError } from '../errors/index.ts';
 import type { AuditEventRow, Store, WebhookRow } from '../store/index.ts';
 import type { AuditLog } from './audit.ts';
 import type { EventBus } from './bus.ts';
@@ -267,6 +267,13 @@ export function createWebhooks(opts: WebhooksOptions) {
     }
   }
 
+  const deliveryQuery = (webhookId: string) =>
+    db
+      .selectFrom('webhook_deliveries as d')
+      .leftJoin('audit_events as e', 'e.id', 'd.event_id')
+      .select(['d.id', 'd.event_id', 'e.type as event_type', 'd.status', 'd.attempts', 'd.next_attempt_at', 'd.last_status', 'd.last_error', 'd.created_at', 'd.delivered_at'])
+      .where('d.webhook_id', '=', webhookId);
+
   async function get(id: string): Promise<Webhook> {
     const row = await db.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst();
     if (!row) throw notFound(`webhook ${id}`);
@@ -326,14 +333,41 @@ export function createWebhooks(opts: WebhooksOptions) {
     /** The webhook's most recent deliveries, newest first. */
     async deliveries(id: string, q: { limit?: number; status?: Delivery['status'] } = {}): Promise<Delivery[]> {
       await get(id);
-      let query = db
-        .selectFrom('webhook_deliveries as d')
-        .leftJoin('audit_events as e', 'e.id', 'd.event_id')
-        .select(['d.id', 'd.event_id', 'e.type as event_type', 'd.status', 'd.attempts', 'd.next_attempt_at', 'd.last_status', 'd.last_error', 'd.created_at', 'd.delivered_at'])
-        .where('d.webhook_id', '=', id);
+      let query = deliveryQuery(id);
       if (q.status) query = query.where('d.status', '=', q.status);
       const rows = await query.orderBy('d.created_at', 'desc').orderBy('d.id', 'desc').limit(Math.min(q.limit ?? 50, 500)).execute();
       return rows.map((r) => ({ ...r, event_type: r.event_type ?? null }));
+    },
+
+    /**
+     * Queues one of the webhook's deliveries again (a receiver that was down, or lost what it got):
+     * a delivered or failed delivery goes back to `pending`, due now, with a fresh retry budget, and
+     * is sent by the worker like any other (same `webhook-id`: a receiver that dedupes on it sees a
+     * duplicate). A pending one is refused (`conflict`): the worker already holds or will send it.
+     * Audited as `webhook.redelivered`.
+     */
+    async redeliver(id: string, deliveryId: string, actor = 'admin'): Promise<Delivery> {
+      const entries = await store.transaction(async (trx) => {
+        const hook = await trx.selectFrom('webhooks').selectAll().where('id', '=', id).executeTakeFirst();
+        if (!hook) throw notFound(`webhook ${id}`);
+        const row = await trx.selectFrom('webhook_deliveries').selectAll().where('id', '=', deliveryId).where('webhook_id', '=', id).executeTakeFirst();
+        if (!row) throw notFound(`delivery ${deliveryId} of webhook ${id}`);
+        if (hook.status !== 'active') throw new WarrantError('conflict', `webhook ${id} is ${hook.status}: nothing would be sent`);
+        // Conditional on the settled state: a worker's settle() only ever writes a pending row, so the two never race.
+        const done = await trx
+          .updateTable('webhook_deliveries')
+          .set({ status: 'pending', attempts: 0, next_attempt_at: now(), delivered_at: null })
+          .where('id', '=', deliveryId)
+          .where('status', 'in', ['delivered', 'failed'])
+          .executeTakeFirst();
+        if (Number(done.numUpdatedRows) !== 1) throw new WarrantError('conflict', `delivery ${deliveryId} is already pending: the worker will send it`);
+        const data = { delivery: deliveryId, event_id: row.event_id, previous_status: row.status, origin: originOf(hook.url) };
+        return opts.audit ? opts.audit.append({ type: 'webhook.redelivered', actor, subject: `webhook:${id}`, data }, trx) : [];
+      });
+      bus.publish(entries);
+      wake();
+      const view = await deliveryQuery(id).where('d.id', '=', deliveryId).executeTakeFirstOrThrow();
+      return { ...view, event_type: view.event_type ?? null };
     },
 
     /** Runs one round of deliveries now (tests, `warrant` commands). */

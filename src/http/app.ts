@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { newRequestId } from './request-id.ts';
-import swagger from '@fastify/swagger';
+import { registerOpenApi } from './openapi.ts';
+import { docsRoutes } from './docs.ts';
 import type { Logger } from 'pino';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import { installProblemHandlers } from './problems.ts';
 import { clientErrorHandler, frameworkErrors, installStrictJsonParser } from './bad-input.ts';
 import { createAdminGuard, type AdminAuthenticator, type AdminAuthLimit } from './auth.ts';
@@ -31,6 +32,8 @@ export interface AppDeps {
   metricsToken?: string;
   /** Largest JSON body accepted, in bytes. */
   bodyLimitBytes?: number;
+  /** Environment for `${env:NAME}` references in provider definitions (default process.env): which clients are configured. */
+  env?: NodeJS.ProcessEnv;
   /** Extra route plugins from later layers (connections, agents …). */
   routes?: ((app: FastifyInstance, ctx: RouteContext) => Promise<void> | void)[];
   /** Handlers that may take a request on the raw node:http server before Fastify sees it (the proxy). */
@@ -69,19 +72,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   installProblemHandlers(app);
   installStrictJsonParser(app);
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: { title: 'Warrant', version: '1', description: 'Credential broker for AI agents' },
-      components: {
-        securitySchemes: {
-          admin: { type: 'http', scheme: 'bearer', description: 'The admin token (WARRANT_ADMIN_TOKEN, role admin) or an admin key (wak_…) whose role (read, operate, admin) the route allows: docs/governance.md' },
-          agent: { type: 'http', scheme: 'bearer', description: "An agent's API key (wrt_…)" },
-        },
-      },
-    },
-    transform: jsonSchemaTransform,
-  });
+  await registerOpenApi(app);
 
   // A callback hook, not an async one: it runs on every request, proxied calls included.
   app.addHook('onResponse', (request, reply, done) => {
@@ -101,10 +92,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const ctx: RouteContext = { requireAdmin: createAdminGuard(deps.authenticateAdmin ?? deps.verifyAdminToken, deps.adminAuthLimit) };
 
   await app.register(async (scope) => healthRoutes(scope, deps));
-  await app.register(async (scope) => providerRoutes(scope, { ...ctx, catalog: deps.catalog }));
+  await app.register(async (scope) => providerRoutes(scope, { ...ctx, catalog: deps.catalog, env: deps.env }));
   for (const routes of deps.routes ?? []) await app.register(async (scope) => routes(scope, ctx));
 
   // Open on purpose: the document describes routes and schemas, holds no data and no secret.
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get(
+    '/openapi.json',
+    {
+      schema: {
+        tags: ['reference'],
+        summary: 'This OpenAPI 3.1 document',
+        description: 'Every route of this Warrant with its schemas, examples and problem answers; rendered at `/docs`. Open: it holds no data and no secret.',
+        otherResponses: { 200: { description: 'The OpenAPI document', content: { 'application/json': { schema: { type: 'object' } } } } },
+      },
+    },
+    async () => app.swagger(),
+  );
+  await app.register(docsRoutes);
   return app;
 }

@@ -55,7 +55,14 @@ export function mcpMetadataRoutes(publicUrl: string) {
   return async (app: FastifyInstance) => {
     app.withTypeProvider<ZodTypeProvider>().get(
       WARRANT_MCP_METADATA_PATH,
-      { schema: { tags: ['mcp'], response: { 200: protectedResource } } },
+      {
+        schema: {
+          tags: ['mcp'],
+          summary: 'Protected resource metadata of /mcp/warrant (RFC 9728)',
+          description: "Names the resource `{public}/mcp/warrant`, its authorization server (Warrant's own), the scopes and the bearer method. Open: it holds no secret.",
+          response: { 200: protectedResource },
+        },
+      },
       async (_req, reply) => {
         reply.header('cache-control', 'public, max-age=300');
         return protectedResourceMetadata(publicUrl);

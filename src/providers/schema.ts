@@ -155,6 +155,14 @@ export const providerSchema = z
   .strictObject({
     id: z.string().regex(/^[a-z0-9-]+$/, { message: 'id is lower-case letters, digits and "-"' }),
     name: z.string().optional(),
+    /** Shown on the hosted connect page: an https URL or a `data:image/…` URL. */
+    logo_url: z
+      .string()
+      .max(65_536)
+      .refine((s) => /^https:\/\/[^\s]+$/i.test(s) || /^data:image\/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=]+$/.test(s), {
+        message: 'is an https:// URL or a data:image/…;base64 URL',
+      })
+      .optional(),
     docs_url: url.optional(),
     auth: z.enum(['oauth2', 'client_credentials', 'jwt_bearer', 'api_key', 'basic']),
     client_id: secretRef.optional(),
@@ -321,6 +329,14 @@ export const providerSchema = z
       })
       .optional(),
     scopes: z.record(z.string().min(1), z.array(scopeRuleSchema)).default({}),
+    /** What each scope lets an agent do, in a sentence for the owner (shown on the hosted connect page). */
+    scope_descriptions: z.record(z.string().min(1), z.string().min(1).max(500)).optional(),
+    /**
+     * Connect sessions may ask for scopes beyond the keys of `scopes` and `default_scopes` (the
+     * remote servers of the MCP gateway). A definition without any scope rules is free too: there is
+     * nothing to check against.
+     */
+    free_scopes: z.boolean().optional(),
     auth_failures: z.array(responsePatternSchema).default([]),
     scope_failures: z.array(responsePatternSchema).default([]),
     notes: z.string().optional(),

@@ -18,6 +18,7 @@ import { agentResponseHeaders, upstreamRequestHeaders } from './headers.ts';
 import { scrubBuffer, scrubText } from './scrub.ts';
 import { isTimeout, mayRetry, retryAfterSeconds, retryDelayMs, retryableError, retryableStatus, type RetrySettings } from './retry.ts';
 import type { Upstreams } from './upstream.ts';
+import type { ClientGone } from './client-gone.ts';
 
 /** The slice of an authenticated agent the proxy needs. */
 export interface ProxyAgent {
@@ -38,6 +39,8 @@ export interface ProxyRequest {
   body?: Readable;
   /** The caller's address (the socket's peer): audited only as its keyed HMAC (`client_ip`). */
   clientIp?: string;
+  /** Fires when the agent goes away before the answer: the upstream call is abandoned. */
+  clientGone?: ClientGone;
 }
 
 export interface ProxyResponse {
@@ -141,8 +144,9 @@ export function createForwarder(deps: {
       outcome.status = res.status;
       return res;
     } catch (err) {
-      outcome.status = isWarrantError(err) ? err.status : 500;
-      outcome.code = isWarrantError(err) ? err.code : 'internal_error';
+      // 499: the agent closed the connection first (nginx's convention); nobody reads the answer.
+      outcome.status = req.clientGone?.gone ? 499 : isWarrantError(err) ? err.status : 500;
+      outcome.code = req.clientGone?.gone ? 'client_closed' : isWarrantError(err) ? err.code : 'internal_error';
       throw err;
     } finally {
       reservation.commit({
@@ -213,6 +217,7 @@ export function createForwarder(deps: {
     let lastRetryAfter: number | undefined;
 
     for (;;) {
+      if (req.clientGone?.gone) throw new WarrantError('upstream_unavailable', 'the agent closed the connection before the answer');
       const url = provider.token_injection?.in === 'query' ? new URL(target) : target;
       const headers = { ...baseHeaders };
       injectToken(provider, url, headers, token.accessToken);
@@ -225,6 +230,7 @@ export function createForwarder(deps: {
           body,
           headersTimeout: Math.max(1, Math.min(settings.headersTimeoutMs, left())),
           bodyTimeout: settings.bodyTimeoutMs,
+          signal: req.clientGone,
         });
       } catch (err) {
         // The agent's streamed body failed (too large, idle): that is the outcome, not the upstream.

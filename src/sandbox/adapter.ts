@@ -66,16 +66,43 @@ class ModelStore {
   }
 }
 
-/** A fresh, empty storage for one provider instance: pass the result as `adapter`. */
-export function createMemoryAdapter(): AdapterConstructor {
+/** What the sandbox's own controls (revoke a user's grants, expire every token) read and change
+ *  beyond oidc-provider's adapter interface, which cannot list or edit. */
+export interface AdapterInspector {
+  /** The live entries of one model (`Grant`, `AccessToken`, …): ids and copies of their payloads. */
+  entries(model: string): { id: string; payload: AdapterPayload }[];
+  /** Sets one entry's `exp` (seconds since the epoch); false when the entry is gone. */
+  setExpiry(model: string, id: string, exp: number): boolean;
+}
+
+/** A fresh, empty storage for one provider instance: pass the result as `adapter`; its
+ *  `inspector` reads and edits the same storage. */
+export function createMemoryAdapter(): AdapterConstructor & { inspector: AdapterInspector } {
   const stores = new Map<string, ModelStore>();
   const storeFor = (name: string): ModelStore => {
     let store = stores.get(name);
     if (!store) stores.set(name, (store = new ModelStore()));
     return store;
   };
+  const inspector: AdapterInspector = {
+    entries(model) {
+      const store = storeFor(model);
+      return [...store.entries.keys()].flatMap((id) => {
+        const payload = store.find(id);
+        return payload ? [{ id, payload }] : [];
+      });
+    },
+    setExpiry(model, id, exp) {
+      const entry = storeFor(model).entries.get(id);
+      if (!entry) return false;
+      entry.payload.exp = exp;
+      return true;
+    },
+  };
 
   return class SandboxMemoryAdapter implements Adapter {
+    static readonly inspector = inspector;
+
     private readonly store: ModelStore;
     constructor(name: string) {
       this.store = storeFor(name);

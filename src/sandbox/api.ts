@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import type { FaultState } from './faults.ts';
+import type { OutageState } from './outage.ts';
 import { BodyError, delay, readJson, sendEmpty, sendJson } from './http.ts';
 import { apiScopes, type ResolvedOptions } from './options.ts';
 import type { SandboxStats } from './stats.ts';
@@ -17,6 +18,8 @@ export interface ApiDeps {
   resourceMetadataUrl: string;
   options: ResolvedOptions;
   faults: FaultState;
+  /** A timed outage (`POST /_sandbox/outage` with `api`) answers 503 before any fault. */
+  outage?: OutageState;
   stats: SandboxStats;
   signal: AbortSignal;
 }
@@ -147,6 +150,11 @@ export function createApiHandler(deps: ApiDeps) {
   /** Handles a request whose path (after the API prefix) is `path`. */
   return async function handleApi(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     stats.apiRequests += 1;
+    const down = deps.outage?.secondsLeft('api') ?? 0;
+    if (down > 0) {
+      log(`api ${req.method} ${path} -> 503 (outage, ${down}s left)`);
+      return sendJson(res, 503, { error: 'injected_fault', error_description: 'the sandbox API is in an outage on purpose' }, { 'retry-after': String(down) });
+    }
     const fault = faults.take('api');
     if (fault?.delayMs && !(await delay(fault.delayMs, signal))) return;
     if (fault?.status !== undefined) {

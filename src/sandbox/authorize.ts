@@ -1,4 +1,5 @@
 import { sandboxDefaults } from './options.ts';
+import { CookieJar } from '../util/cookie-jar.ts';
 
 // Non-interactive consent for automation: walk the authorization endpoint over real HTTP as a
 // browser would (cookies, 303s), approve at the interaction step, and stop at the first
@@ -13,41 +14,6 @@ export interface AuthorizeParams {
   code_challenge_method: 'S256';
   resource?: string;
   [k: string]: string | undefined;
-}
-
-/** A browser cookie jar reduced to what the IdP uses: name, value, path, deletion. */
-class CookieJar {
-  private readonly cookies = new Map<string, { name: string; value: string; path: string }>();
-
-  store(setCookies: string[], requestUrl: URL): void {
-    for (const line of setCookies) {
-      const [pair = '', ...attrs] = line.split(';');
-      const eq = pair.indexOf('=');
-      if (eq <= 0) continue;
-      const name = pair.slice(0, eq).trim();
-      const value = pair.slice(eq + 1).trim();
-      let path = requestUrl.pathname.replace(/\/[^/]*$/, '') || '/';
-      let expired = value === '';
-      for (const attr of attrs) {
-        const [k = '', v = ''] = attr.split('=').map((s) => s.trim());
-        const key = k.toLowerCase();
-        if (key === 'path' && v.startsWith('/')) path = v;
-        if (key === 'max-age' && Number(v) <= 0) expired = true;
-        if (key === 'expires' && Date.parse(v) <= Date.now()) expired = true;
-      }
-      const id = `${name};${path}`;
-      if (expired) this.cookies.delete(id);
-      else this.cookies.set(id, { name, value, path });
-    }
-  }
-
-  header(url: URL): string {
-    const p = url.pathname;
-    return [...this.cookies.values()]
-      .filter((c) => p === c.path || p.startsWith(c.path.endsWith('/') ? c.path : `${c.path}/`))
-      .map((c) => `${c.name}=${c.value}`)
-      .join('; ');
-  }
 }
 
 export class SandboxAuthorizeError extends Error {
@@ -79,7 +45,7 @@ export async function followAuthorization(authorizationEndpoint: string, default
       redirect: 'manual',
       headers: { accept: 'text/html', ...(cookie ? { cookie } : {}) },
     });
-    jar.store(res.headers.getSetCookie(), url);
+    jar.store(url, res.headers.getSetCookie());
     const location = res.headers.get('location');
     if (res.status < 300 || res.status > 399 || !location) {
       const text = (await res.text())

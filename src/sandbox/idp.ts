@@ -1,7 +1,7 @@
 import { generateKeyPair, randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import { createMemoryAdapter } from './adapter.ts';
+import { createMemoryAdapter, type AdapterInspector } from './adapter.ts';
 import { escapeHtml } from './http.ts';
 import { installJwtBearer, type ServiceAccounts } from './jwt-bearer.ts';
 import { isLoopbackUrl, loopbackPlaceholderRedirect, sandboxDefaults, type ResolvedOptions, type SandboxClient } from './options.ts';
@@ -56,15 +56,18 @@ export interface Idp {
   provider: Provider;
   /** RFC 7523 service accounts (the JWT bearer grant). */
   serviceAccounts: ServiceAccounts;
+  /** The provider's storage, for the controls that act on every grant or token (bulk.ts). */
+  inspector: AdapterInspector;
 }
 
 export async function createIdp(deps: IdpDeps): Promise<Idp> {
   const { options, lifetimes, stats, apiBaseUrl } = deps;
   const { log } = options;
   const apiScopeList = resourceScopes(options).join(' ');
+  const adapter = createMemoryAdapter();
 
   const configuration: Configuration = {
-    adapter: createMemoryAdapter(),
+    adapter,
     clients: options.clients.map(clientMetadata),
     jwks: { keys: [(await sandboxSigningKey()) as never] },
     cookies: { keys: [randomBytes(32).toString('base64url')] },
@@ -189,7 +192,7 @@ export async function createIdp(deps: IdpDeps): Promise<Idp> {
   provider.on('grant.revoked', (_ctx: unknown, grantId: string) => log(`grant ${grantId.slice(0, 6)}… revoked`));
   provider.on('server_error', (_ctx: unknown, err: Error) => log(`server_error: ${err.message}`));
 
-  return { provider, serviceAccounts };
+  return { provider, serviceAccounts, inspector: adapter.inspector };
 }
 
 /** Kills the grant behind an access or refresh token, as a password reset or an admin would. */

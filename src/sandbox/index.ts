@@ -9,7 +9,8 @@
  *   /.well-known/oauth-authorization-server/oauth   RFC 8414 metadata
  *   /api/*                                 the API: /items, /items/:id, /whoami
  *   /.well-known/oauth-protected-resource/api       RFC 9728 metadata
- *   /_sandbox/*                            the knobs over HTTP (see control.ts)
+ *   /_sandbox/*                            the knobs over HTTP (see control.ts), also for people:
+ *                                          revoke every grant, a timed outage, expire every token
  *   /{real host}/*                         with `persona`: a real provider's protocol (personas/)
  *
  * Used by Warrant's tests, `warrant demo`, `warrant sandbox`, and people testing their agents
@@ -17,12 +18,14 @@
  * (revocation is immediate), PKCE S256 required, refresh-token rotation with reuse detection,
  * and the RFC 7523 JWT bearer grant for service accounts (jwt-bearer.ts).
  */
-export { startSandbox, type Sandbox } from './server.ts';
+export { startSandbox, type Sandbox, type SandboxStatus } from './server.ts';
 export { formatProviderYaml } from './definition.ts';
 export { sandboxDefaults, type SandboxOptions, type SandboxClient, type SandboxServiceAccount } from './options.ts';
 export { jwtBearerGrantType, type ServiceAccountKey } from './jwt-bearer.ts';
 export type { SandboxFaults } from './faults.ts';
 export type { SandboxStats } from './stats.ts';
+export type { RevokeOutcome, RevokeTarget } from './bulk.ts';
+export type { OutageView } from './outage.ts';
 export { SandboxAuthorizeError, type AuthorizeParams } from './authorize.ts';
 export { personas, personaClient, sandboxUrl, type Persona, type PersonaDefinition, type PersonaStats, type RevocationRecord } from './personas/index.ts';
 export type { PersonaOption, SandboxPersona } from './personas/attach.ts';

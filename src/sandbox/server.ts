@@ -7,6 +7,8 @@ import { buildProviderDefinition, buildServiceAccountDefinition } from './defini
 import { createFaultState, type SandboxFaults } from './faults.ts';
 import { delay, readBody, sendJson } from './http.ts';
 import { createIdp, invalidateAccessToken, resourceScopes, revokeGrantOf, type Idp } from './idp.ts';
+import { countLive, expireAccessTokens, revokeGrants, type RevokeOutcome, type RevokeTarget } from './bulk.ts';
+import { createOutageState, type OutageView } from './outage.ts';
 import { createInteractionHandler } from './interaction.ts';
 import { resolveOptions, sandboxDefaults, type SandboxOptions } from './options.ts';
 import { countTokenRequest, emptyStats, type SandboxStats } from './stats.ts';
@@ -52,11 +54,29 @@ export interface Sandbox {
   revokeGrantOf(token: string): Promise<void>;
   /** Kills one access token before its expiry; the grant and its refresh token stay valid. */
   invalidateAccessToken(token: string): Promise<void>;
+  /** Revokes every grant of one sandbox user, or of everyone (then client-credentials tokens too),
+   *  without holding any of their tokens: refresh then gives invalid_grant and the API 401. */
+  revokeGrants(target: RevokeTarget): Promise<RevokeOutcome>;
+  /** Every access token issued so far expires now (the API answers 401); refresh still works. */
+  expireAccessTokens(): number;
+  /** The token endpoint (and with `api` the API) answers 503 for `seconds`, then heals; 0 ends it. */
+  startOutage(seconds: number, opts?: { api?: boolean }): OutageView;
+  /** Stats, current faults and outage, token lifetime, live grants and tokens. */
+  status(): SandboxStatus;
   /** Non-interactive consent: runs /auth and the interaction over HTTP, returns the redirect URL. */
   authorize(params: AuthorizeParams): Promise<string>;
   /** Present when started with `persona`: the provider it plays and its own knobs (personas/attach.ts). */
   persona?: SandboxPersona;
   close(): Promise<void>;
+}
+
+export interface SandboxStatus {
+  accessTokenTtl: number;
+  outage: OutageView;
+  faults: SandboxFaults;
+  /** Grants, unexpired access tokens (client-credentials ones included), unused refresh tokens. */
+  live: { grants: number; accessTokens: number; refreshTokens: number };
+  stats: SandboxStats & { persona?: PersonaStats };
 }
 
 function hostForUrl(host: string): string {
@@ -70,6 +90,7 @@ export async function startSandbox(opts: SandboxOptions & PersonaOption = {}): P
   const { log } = options;
   const stats = emptyStats();
   const faults = createFaultState();
+  const outage = createOutageState();
   const lifetimes = { accessTokenTtl: options.accessTokenTtl };
   const closing = new AbortController();
 
@@ -109,7 +130,7 @@ export async function startSandbox(opts: SandboxOptions & PersonaOption = {}): P
     server.close();
     throw err;
   }
-  const { provider, serviceAccounts } = idp;
+  const { provider, serviceAccounts, inspector } = idp;
   const idpCallback = provider.callback();
   const urls = {
     issuer,
@@ -122,7 +143,7 @@ export async function startSandbox(opts: SandboxOptions & PersonaOption = {}): P
   const tokenPath = new URL(urls.token).pathname;
 
   const handleInteraction = createInteractionHandler(provider, options.autoApprove);
-  const handleApi = createApiHandler({ provider, apiBaseUrl, resourceMetadataUrl: `${origin}${rsMetadataPath}`, options, faults, stats, signal: closing.signal });
+  const handleApi = createApiHandler({ provider, apiBaseUrl, resourceMetadataUrl: `${origin}${rsMetadataPath}`, options, faults, outage, stats, signal: closing.signal });
 
   /** Hands a request to oidc-provider as if mounted at the IdP prefix (express-style originalUrl
    *  and baseUrl; oidc-provider derives its URLs from them). */
@@ -135,6 +156,13 @@ export async function startSandbox(opts: SandboxOptions & PersonaOption = {}): P
 
   /** The token endpoint with its faults; answers the fault itself or passes the request on. */
   async function tokenEndpoint(req: IncomingMessage, res: ServerResponse, url: string): Promise<void> {
+    const down = outage.secondsLeft('tokenEndpoint');
+    if (down > 0) {
+      const grantType = new URLSearchParams(await readBody(req).catch(() => '')).get('grant_type') ?? undefined;
+      countTokenRequest(stats, grantType, 503);
+      log(`token grant_type=${grantType ?? '?'} -> 503 (outage, ${down}s left)`);
+      return sendJson(res, 503, { error: 'temporarily_unavailable', error_description: 'the sandbox IdP is in an outage on purpose' }, { 'retry-after': String(down) });
+    }
     const fault = faults.take('tokenEndpoint');
     if (fault?.delayMs) {
       // A slow IdP holds the request before acting on it (a queue in front of it): a client that
@@ -182,6 +210,28 @@ export async function startSandbox(opts: SandboxOptions & PersonaOption = {}): P
       if (persona?.engine.invalidateAccessToken(token)) return;
       if (!(await invalidateAccessToken(provider, token))) throw new Error('invalidateAccessToken: the sandbox knows no such access token');
     },
+    async revokeGrants(target) {
+      const outcome = await revokeGrants(provider, inspector, target);
+      log(`${outcome.revoked} grant(s) of ${'all' in target ? 'every user' : target.user} revoked by the sandbox (simulated user/admin revocation)`);
+      return outcome;
+    },
+    expireAccessTokens() {
+      const expired = expireAccessTokens(inspector);
+      log(`${expired} access token(s) expired by the sandbox`);
+      return expired;
+    },
+    startOutage(seconds, opts) {
+      const view = outage.start(seconds, opts);
+      log(seconds === 0 ? 'outage ended' : `outage: token endpoint${opts?.api ? ' and API' : ''} down for ${seconds}s`);
+      return view;
+    },
+    status: () => ({
+      accessTokenTtl: lifetimes.accessTokenTtl,
+      outage: outage.view(),
+      faults: faults.get(),
+      live: countLive(inspector),
+      stats: sandbox.stats(),
+    }),
     async revokeGrantOf(token) {
       if (persona?.engine.revokeGrantOf(token)) return void log('persona grant revoked by the sandbox (simulated user/admin revocation)');
       if (!(await revokeGrantOf(provider, token))) throw new Error('revokeGrantOf: the sandbox knows no such token');
@@ -205,6 +255,10 @@ export async function startSandbox(opts: SandboxOptions & PersonaOption = {}): P
     setFaults: sandbox.setFaults,
     setAccessTokenTtl: sandbox.setAccessTokenTtl,
     revokeGrant: async (token) => !!persona?.engine.revokeGrantOf(token) || revokeGrantOf(provider, token),
+    revokeGrants: sandbox.revokeGrants,
+    expireAccessTokens: sandbox.expireAccessTokens,
+    startOutage: sandbox.startOutage,
+    status: sandbox.status,
     providerDefinition: sandbox.providerDefinition,
   });
 

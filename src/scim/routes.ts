@@ -118,20 +118,34 @@ export function scimRoutes(deps: ScimRoutesDeps) {
           throw new ScimError(401, undefined, 'send WARRANT_SCIM_TOKEN as Authorization: Bearer …');
         });
 
-        const opts = { schema: { hide: true } };
-        scim.get('/ServiceProviderConfig', opts, (_req, reply) => send(reply, 200, discovery.serviceProviderConfig(base)));
-        scim.get('/ResourceTypes', opts, (_req, reply) => send(reply, 200, discovery.resourceTypes(base)));
-        scim.get<{ Params: { id: string } }>('/ResourceTypes/:id', opts, (req, reply) => {
+        // In the reference: SCIM's own media type and error responses (RFC 7644 §3.12), not problems.
+        const scimJson = (description: string) => ({ description, content: { 'application/scim+json': { schema: { type: 'object' } } } });
+        const errors = {
+          400: scimJson('SCIM error: `invalidSyntax`, `invalidFilter`, `invalidValue`'),
+          401: scimJson('SCIM error: WARRANT_SCIM_TOKEN missing or wrong'),
+          404: scimJson('SCIM error: no such resource'),
+          429: scimJson('SCIM error: too many failed authentications from this address (Retry-After)'),
+          503: scimJson('SCIM error: the store cannot be reached right now'),
+        };
+        const doc = (summary: string, description: string, ok: Record<string, { description: string; content?: Record<string, unknown> }>) => ({
+          schema: { tags: ['scim'], security: [{ scim: [] }], summary, description, problems: false as const, otherResponses: { ...ok, ...errors } },
+        });
+        const discoveryDoc = (what: string) => doc(what, `${what} (RFC 7644 §4), for the identity provider's setup.`, { 200: scimJson(what) });
+        const user = scimJson('The User (userName = owner id)');
+        scim.get('/ServiceProviderConfig', discoveryDoc('Service provider configuration'), (_req, reply) => send(reply, 200, discovery.serviceProviderConfig(base)));
+        scim.get('/ResourceTypes', discoveryDoc('Resource types'), (_req, reply) => send(reply, 200, discovery.resourceTypes(base)));
+        scim.get<{ Params: { id: string } }>('/ResourceTypes/:id', discoveryDoc('A resource type'), (req, reply) => {
           const found = discovery.resourceType(base, req.params.id);
           return found ? send(reply, 200, found) : send(reply, 404, new ScimError(404, undefined, 'no such resource type').toBody());
         });
-        scim.get('/Schemas', opts, (_req, reply) => send(reply, 200, discovery.schemas(base)));
-        scim.get<{ Params: { id: string } }>('/Schemas/:id', opts, (req, reply) => {
+        scim.get('/Schemas', discoveryDoc('Schemas'), (_req, reply) => send(reply, 200, discovery.schemas(base)));
+        scim.get<{ Params: { id: string } }>('/Schemas/:id', discoveryDoc('A schema'), (req, reply) => {
           const found = discovery.schema(base, req.params.id);
           return found ? send(reply, 200, found) : send(reply, 404, new ScimError(404, undefined, 'no such schema').toBody());
         });
 
-        scim.get<{ Querystring: Record<string, unknown> }>('/Users', opts, async (req, reply) => {
+        const listDoc = doc('List or find Users', 'Owners as SCIM Users, filtered (`userName eq "…"` and the like), paged with `startIndex` and `count`.', { 200: scimJson('A ListResponse') });
+        scim.get<{ Querystring: Record<string, unknown> }>('/Users', listDoc, async (req, reply) => {
           const q = req.query;
           if (q.filter !== undefined && typeof q.filter !== 'string') throw new ScimError(400, 'invalidFilter', 'filter: give it once');
           const filter = typeof q.filter === 'string' && q.filter.trim() ? parseFilter(q.filter) : undefined;
@@ -149,30 +163,30 @@ export function scimRoutes(deps: ScimRoutesDeps) {
           });
         });
 
-        scim.post('/Users', opts, async (req, reply) => {
+        scim.post('/Users', doc('Provision a User', 'Creates the owner (userName = owner id).', { 201: user }), async (req, reply) => {
           const user = await deps.users.create(readUser(req.body));
           reply.header('location', location(user));
           return send(reply, 201, toScimUser(user, location(user)));
         });
 
-        scim.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/Users/:id', opts, async (req, reply) => {
+        scim.get<{ Params: { id: string }; Querystring: Record<string, unknown> }>('/Users/:id', doc('Read a User', 'One owner as a SCIM User.', { 200: user }), async (req, reply) => {
           const user = await deps.users.get(req.params.id);
           return send(reply, 200, projector(req.query)(toScimUser(user, location(user))));
         });
 
-        scim.put<{ Params: { id: string } }>('/Users/:id', opts, async (req, reply) => {
+        scim.put<{ Params: { id: string } }>('/Users/:id', doc('Replace a User', 'Replaces the User; `active: false` offboards the owner: every agent and upstream grant revoked and verified.', { 200: user }), async (req, reply) => {
           const input = readUser(req.body);
           const user = await deps.users.replace(req.params.id, input);
           return send(reply, 200, toScimUser(user, location(user)));
         });
 
-        scim.patch<{ Params: { id: string } }>('/Users/:id', opts, async (req, reply) => {
+        scim.patch<{ Params: { id: string } }>('/Users/:id', doc('Update a User', 'SCIM PatchOp (RFC 7644 §3.5.2); `active: false` offboards the owner.', { 200: user }), async (req, reply) => {
           const ops = readPatch(req.body);
           const user = await deps.users.patch(req.params.id, (state) => applyPatch(state, ops));
           return send(reply, 200, toScimUser(user, location(user)));
         });
 
-        scim.delete<{ Params: { id: string } }>('/Users/:id', opts, async (req, reply) => {
+        scim.delete<{ Params: { id: string } }>('/Users/:id', doc('Deprovision a User', 'Offboards the owner (as `active: false`).', { 204: { description: 'Offboarded' } }), async (req, reply) => {
           await deps.users.remove(req.params.id);
           return reply.code(204).send();
         });

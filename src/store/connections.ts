@@ -1,5 +1,7 @@
 import type { ExpressionBuilder } from 'kysely';
-import type { Db } from './db.ts';
+import type { Db, Dialect } from './db.ts';
+import { tagPredicates } from './tags.ts';
+import type { TagFilter } from '../util/tags.ts';
 import type { Database, ConnectionPatch, ConnectionRow, ConnectionStatus, ExpiryNotice, NewConnectionRow } from './schema.ts';
 
 /** EXISTS: the vault holds the sealed secret `field` of the connection row in scope. */
@@ -13,7 +15,7 @@ export const hasConnectionSecret = (eb: ExpressionBuilder<Database, 'connections
       .where('secrets.field', '=', field),
   );
 
-export interface ConnectionFilter {
+export interface ConnectionFilter extends TagFilter {
   owner?: string;
   status?: ConnectionStatus;
   provider?: string;
@@ -31,7 +33,7 @@ export interface GrantLimits {
 
 export type GrantNearingEnd = ConnectionRow & { has_refresh_token: boolean };
 
-export function createConnectionsRepo(db: Db) {
+export function createConnectionsRepo(db: Db, dialect: Dialect = 'sqlite') {
   return {
     async insert(row: NewConnectionRow, trx: Db = db): Promise<void> {
       await trx.insertInto('connections').values(row).execute();
@@ -46,6 +48,7 @@ export function createConnectionsRepo(db: Db) {
       if (filter.owner) q = q.where('owner', '=', filter.owner);
       if (filter.status) q = q.where('status', '=', filter.status);
       if (filter.provider) q = q.where('provider', '=', filter.provider);
+      for (const p of tagPredicates('connections', filter, dialect)) q = q.where(p);
       return q.orderBy('created_at').orderBy('id').limit(filter.limit ?? 1000).execute();
     },
 

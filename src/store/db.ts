@@ -20,6 +20,8 @@ import * as m013 from './migrations/013_offboarding.ts';
 import * as m014 from './migrations/014_rotations.ts';
 import * as m015 from './migrations/015_audit_seal.ts';
 import * as m016 from './migrations/016_authz_consent.ts';
+import * as m017 from './migrations/017_tags.ts';
+import * as m018 from './migrations/018_status_index.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -140,7 +142,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<OpenDatabase>
 /** Runs every pending migration; one set serves both dialects. */
 export async function migrate(db: Db, dialect: Dialect): Promise<void> {
   const bind = (mod: { up(db: Kysely<any>, d: Dialect): Promise<void> }): Migration => ({ up: (d) => mod.up(d, dialect) });
-  const migrations: Record<string, Migration> = { '001_initial': bind(m001), '002_lifecycle': bind(m002), '003_refresh_claim': bind(m003), '004_connect_binding': bind(m004), '005_key_usage': bind(m005), '006_connection_shares': bind(m006), '007_grant_expiry': bind(m007), '008_authz': bind(m008), '009_mcp_servers': bind(m009), '010_orphans': bind(m010), '011_admin_keys': bind(m011), '012_scim': bind(m012), '013_offboarding': bind(m013), '014_rotations': bind(m014), '015_audit_seal': bind(m015), '016_authz_consent': bind(m016) };
+  const migrations: Record<string, Migration> = { '001_initial': bind(m001), '002_lifecycle': bind(m002), '003_refresh_claim': bind(m003), '004_connect_binding': bind(m004), '005_key_usage': bind(m005), '006_connection_shares': bind(m006), '007_grant_expiry': bind(m007), '008_authz': bind(m008), '009_mcp_servers': bind(m009), '010_orphans': bind(m010), '011_admin_keys': bind(m011), '012_scim': bind(m012), '013_offboarding': bind(m013), '014_rotations': bind(m014), '015_audit_seal': bind(m015), '016_authz_consent': bind(m016), '017_tags': bind(m017), '018_status_index': bind(m018) };
   // On PostgreSQL the migrator must look in our own schema only: otherwise another Warrant schema
   // in the same database (tests, several tenants on one server) is taken for ours.
   const schema =

@@ -7,6 +7,7 @@ import { createKeysRepo } from './keys.ts';
 import { createConnectionsRepo } from './connections.ts';
 import { createOwnersRepo } from './owners.ts';
 import { createRotationsRepo } from './rotations.ts';
+import { createTagsRepo } from './tags.ts';
 import { createVault } from './vault.ts';
 import { createKeyCanary } from './canary.ts';
 import type { KeyRingSource } from '../crypto/index.ts';
@@ -18,6 +19,7 @@ export type { SecretKey } from './secrets.ts';
 export type { ConnectionFilter, GrantLimits, GrantNearingEnd } from './connections.ts';
 export type { OwnerRow, OwnersRepo, OwnerWithCounts, OwnerFilter } from './owners.ts';
 export type { RotationsRepo, RotationCandidate } from './rotations.ts';
+export { tagPredicates, type TagsRepo, type TaggedTable } from './tags.ts';
 export { KeyCheckError, EX_CONFIG, type KeyCanary } from './canary.ts';
 export { createAdminTokens, type AdminTokens } from './admin-token.ts';
 export { createKeyHeartbeat, newInstanceId, type KeyHeartbeat } from './key-heartbeat.ts';
@@ -58,10 +60,12 @@ export async function createStore(opts: StoreOptions) {
     /** Proves the key ring opens this store; `warrant keys rotate` re-seals it under the new key. */
     canary,
     settings,
-    connections: createConnectionsRepo(db),
+    connections: createConnectionsRepo(db, dialect as Dialect),
     owners: createOwnersRepo(db, dialect as Dialect),
     /** Rotation schedules' bookkeeping (tokens/rotation-schedules.ts). */
     rotations: createRotationsRepo(db),
+    /** Tags of connections and agents (end_user, organization, labels): filters and changes. */
+    tags: createTagsRepo(db, dialect as Dialect),
     /** Runs `fn` in one transaction; repository calls given `trx` commit or roll back together. */
     transaction<T>(fn: (trx: Db) => Promise<T>): Promise<T> {
       return db.transaction().execute(fn);

@@ -43,12 +43,22 @@ export interface ProviderClientsTable {
   updated_at: Millis;
 }
 
+/**
+ * Tags (migration 017, store/tags.ts) of connections, agents and connect sessions: the ids a
+ * product embedding Warrant files them under, and free labels (a JSON object of strings).
+ */
+export interface TagColumns {
+  end_user: ColumnType<string | null, string | null | undefined, string | null>;
+  organization: ColumnType<string | null, string | null | undefined, string | null>;
+  labels: ColumnType<Json, Json | undefined, Json>;
+}
+
 export type ConnectionStatus = 'active' | 'reauth_required' | 'revoked' | 'error';
 
 /** Which `credential.expiring` notice was sent: 14 days, then 2 days before the grant dies for good. */
 export type ExpiryNotice = '14d' | '2d';
 
-export interface ConnectionsTable {
+export interface ConnectionsTable extends TagColumns {
   id: string;
   provider: string;
   environment: string;
@@ -97,7 +107,7 @@ export interface SecretsTable {
   updated_at: Millis;
 }
 
-export interface AgentsTable {
+export interface AgentsTable extends TagColumns {
   id: string;
   name: string;
   owner: string;
@@ -135,7 +145,7 @@ export interface ConnectionSharesTable {
   created_at: Millis;
 }
 
-export interface ConnectSessionsTable {
+export interface ConnectSessionsTable extends TagColumns {
   id: string;
   provider: string;
   environment: string;

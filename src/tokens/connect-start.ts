@@ -6,9 +6,11 @@ import type { Provider } from '../providers/index.ts';
 import type { ConnectionRow, ConnectSessionRow, Store } from '../store/index.ts';
 import { cookieName, newBrowserSecret, type BrowserCookie } from './browser.ts';
 import { checkParams, type ClientResolver } from './clients.ts';
+import { sessionScopes } from './connect-scopes.ts';
 import { newId, type ConnectionService } from './connections.ts';
 import { reconnectable } from './expiry-notices.ts';
 import { parseJson, type Clock } from './service.ts';
+import { NO_TAGS, tagColumns, tagPatchProblem, type Labels } from '../util/tags.ts';
 
 // Starting a connect session: a Warrant start URL holding a single-use token, whose first open
 // binds the session to that browser (browser.ts), makes the OAuth `state` and sends the browser
@@ -18,16 +20,35 @@ export interface ConnectSessionInput {
   provider: string;
   environment?: string;
   owner: string;
-  scopes: string[];
+  /** Checked against the provider's scope rules (connect-scopes.ts); absent: its `default_scopes`. */
+  scopes?: string[];
   redirect_to?: string;
   /** Connection params known before consent (e.g. a tenant's `shop` or `cloud_id`). */
   params?: Record<string, string>;
+  /** Why the owner is asked, one sentence shown on the hosted connect page. */
+  purpose?: string;
+  /** Tags the connection gets (util/tags.ts); a re-connect session carries the connection's own. */
+  end_user?: string | null;
+  organization?: string | null;
+  labels?: Labels;
 }
+
+/** What the hosted connect page shows of a session whose start URL is still unopened. */
+export interface SessionPreview {
+  session: ConnectSessionRow;
+  provider: Provider;
+  scopes: string[];
+  purpose?: string;
+}
+
+/** Why a start URL cannot be used: the hosted page says which (410 for `expired`, else 400). */
+export type StartRefusal = 'invalid' | 'used' | 'expired' | 'reconnect_done';
 
 export interface StartedSession {
   id: string;
-  /** Warrant's start URL (the same as `connect_url`): the browser binding is made there. */
+  /** Warrant's start URL: its first open binds the browser and redirects to the IdP (for programs). */
   authorize_url: string;
+  /** The hosted connect page for the owner (same token): shows what is asked, Continue goes on to the IdP. */
   connect_url: string;
   expires_at: string;
 }
@@ -44,6 +65,7 @@ export function createSessionStarter(deps: {
 }) {
   const { store, clock, connections } = deps;
   const refused = () => new WarrantError('invalid_request', 'this link is invalid, was already opened, or has expired; ask for a new one', { field: 't' });
+  const refusal = (reason: StartRefusal, detail: string) => new WarrantError('invalid_request', detail, { field: 't', reason });
 
   async function createSession(input: ConnectSessionInput, opts: { reconnectOf?: ConnectionRow; ttlSeconds?: number } = {}): Promise<StartedSession> {
     const provider = connections.providerFor(input.provider);
@@ -52,9 +74,13 @@ export function createSessionStarter(deps: {
     // The callback would be refused anyway (connections.ts); say so before the owner consents.
     if ((await store.owners.get(input.owner))?.status === 'offboarded') throw new WarrantError('conflict', `owner ${input.owner} is offboarded`, { owner: input.owner });
     if (input.redirect_to && !/^https?:\/\//i.test(input.redirect_to)) throw invalidRequest('redirect_to', 'must be an http(s) URL');
-    const scopes = [...new Set([...(provider.default_scopes ?? []), ...input.scopes])];
+    // A re-connect asks again for what the connection was granted, whatever the catalog says today.
+    const scopes = opts.reconnectOf ? [...new Set([...(provider.default_scopes ?? []), ...(input.scopes ?? [])])] : sessionScopes(provider, input.scopes);
     const params = input.params ?? {};
     checkParams(provider, params);
+    const tagProblem = tagPatchProblem(input);
+    if (tagProblem) throw invalidRequest(tagProblem.field, tagProblem.detail);
+    const tags = tagColumns({ end_user: input.end_user ?? NO_TAGS.end_user, organization: input.organization ?? NO_TAGS.organization, labels: input.labels ?? NO_TAGS.labels });
     const client = (() => {
       try {
         return deps.clients(provider, environment, params);
@@ -81,6 +107,7 @@ export function createSessionStarter(deps: {
           owner: input.owner,
           scopes: JSON.stringify(scopes),
           params: JSON.stringify(params),
+          ...tags,
           redirect_to: input.redirect_to ?? null,
           // No state until the start URL is opened (and the session bound to that browser).
           state_hash: `unopened:${randomBytes(12).toString('base64url')}`,
@@ -95,9 +122,37 @@ export function createSessionStarter(deps: {
         })
         .execute();
       if (verifier) await store.vault.put({ scope: 'connect_session', ref: id, field: 'code_verifier' }, verifier, trx);
+      // Kept with the session's other values until it ends (no column: it is only shown while pending).
+      if (input.purpose) await store.vault.put({ scope: 'connect_session', ref: id, field: 'purpose' }, input.purpose, trx);
     });
-    const url = `${deps.publicUrl}/connect/${id}?t=${start}`;
-    return { id, authorize_url: url, connect_url: url, expires_at: new Date(expiresAt).toISOString() };
+    return {
+      id,
+      authorize_url: `${deps.publicUrl}/connect/${id}?t=${start}`,
+      connect_url: `${deps.publicUrl}/connect/${id}/review?t=${start}`,
+      expires_at: new Date(expiresAt).toISOString(),
+    };
+  }
+
+  /** The session of an unopened start URL, or a refusal saying why it cannot be used; consumes nothing. */
+  async function checkStart(id: string, token: string): Promise<ConnectSessionRow> {
+    const row = await store.db.selectFrom('connect_sessions').selectAll().where('id', '=', id).executeTakeFirst();
+    // Without the token nothing tells an opened link from a finished one: the id alone reveals no outcome.
+    if (row && !row.start_hash) throw refusal('used', 'this link was already used; links work once');
+    if (!row || !row.start_hash || !safeEqual(hashSecret(token), row.start_hash)) throw refusal('invalid', 'this link is not valid; ask for a new one');
+    if (row.expires_at <= clock.now()) throw refusal('expired', 'this link has expired; ask for a new one');
+    try {
+      await reconnectTarget(row);
+    } catch (err) {
+      throw refusal('reconnect_done', (err as Error).message);
+    }
+    return row;
+  }
+
+  /** GET connect_url: what the hosted page shows. The token stays unused, so Continue can use it. */
+  async function preview(id: string, token: string): Promise<SessionPreview> {
+    const session = await checkStart(id, token);
+    const purpose = await store.vault.get({ scope: 'connect_session', ref: id, field: 'purpose' });
+    return { session, provider: connections.providerFor(session.provider), scopes: parseJson<string[]>(session.scopes, []), ...(purpose ? { purpose } : {}) };
   }
 
   /** A re-connect link only works while its connection waits for one (dead, or announced to die). */
@@ -148,5 +203,5 @@ export function createSessionStarter(deps: {
     return { location, cookie: { name: cookieName(id), value: browser, maxAgeSeconds: Math.ceil((expiresAt - now) / 1000) } };
   }
 
-  return { createSession, open, reconnectTarget };
+  return { createSession, open, reconnectTarget, checkStart, preview };
 }

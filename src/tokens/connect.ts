@@ -13,8 +13,9 @@ import { createSessionStarter, type ConnectSessionInput } from './connect-start.
 import type { ConnectionService } from './connections.ts';
 import { parseJson, type Clock } from './service.ts';
 import { discoverTenant } from './tenant-discovery.ts';
+import { tagsOf } from '../util/tags.ts';
 
-export type { ConnectSessionInput, StartedSession } from './connect-start.ts';
+export type { ConnectSessionInput, SessionPreview, StartedSession, StartRefusal } from './connect-start.ts';
 
 export interface CallbackOutcome {
   session: ConnectSessionRow;
@@ -51,7 +52,7 @@ export function createConnectFlow(deps: {
 }) {
   const { store, clock, connections, logger } = deps;
   const idpTimeoutMs = deps.idpTimeoutMs ?? 10_000;
-  const { createSession, open, reconnectTarget } = createSessionStarter({ ...deps, redirectUriFor: (p) => redirectUriOf(deps.publicUrl, p, deps.redirectPerProvider) });
+  const { createSession, open, reconnectTarget, checkStart, preview } = createSessionStarter({ ...deps, redirectUriFor: (p) => redirectUriOf(deps.publicUrl, p, deps.redirectPerProvider) });
 
   async function finish(session: ConnectSessionRow, patch: { status: 'completed' | 'failed'; error?: string; connection_id?: string }) {
     await store.db
@@ -105,6 +106,8 @@ export function createConnectFlow(deps: {
         requestedScopes: scopes,
         params,
         subject,
+        // A candidate gets the session's tags (the connection's own, copied when the link was made).
+        tags: tagsOf(session),
         actor: `owner:${session.owner}`,
         event: existing ? 'connection.reconnected' : 'connection.created',
       });
@@ -139,15 +142,35 @@ export function createConnectFlow(deps: {
     createSession: (input: ConnectSessionInput) => createSession(input),
     createReconnectSession: (row: ConnectionRow, ttlSeconds: number) =>
       createSession(
-        { provider: row.provider, environment: row.environment, owner: row.owner, scopes: parseJson<string[]>(row.requested_scopes, []), params: parseJson(row.params, {}) },
+        { provider: row.provider, environment: row.environment, owner: row.owner, scopes: parseJson<string[]>(row.requested_scopes, []), params: parseJson(row.params, {}), ...tagsOf(row) },
         { reconnectOf: row, ttlSeconds },
       ),
     open,
+    preview,
 
-    /** Opens a start URL as a browser would; for programs and tests driving the flow without one. */
+    /**
+     * The owner declined on the hosted page: the start URL is used up and the session fails with
+     * `access_denied`, as if the IdP had said so (RFC 6749 §4.1.2.1).
+     */
+    async cancel(id: string, token: string): Promise<ConnectSessionRow> {
+      const row = await checkStart(id, token);
+      const claimed = await store.db
+        .updateTable('connect_sessions')
+        .set({ start_hash: null })
+        .where('id', '=', id)
+        .where('start_hash', '=', row.start_hash)
+        .where('status', '=', 'pending')
+        .executeTakeFirst();
+      if (Number(claimed.numUpdatedRows) !== 1) throw new WarrantError('invalid_request', 'this link was already used; links work once', { field: 't', reason: 'used' });
+      logger.info({ session: id, provider: row.provider }, 'connect session cancelled by the owner on the connect page');
+      return finish(row, { status: 'failed', error: 'access_denied' });
+    },
+
+    /** Opens a start URL (or the hosted page's, the same token) as a browser would; for programs and tests driving the flow without one. */
     async openLink(url: string): Promise<{ location: string; cookieHeader: string }> {
       const u = new URL(url);
-      const { location, cookie } = await open(u.pathname.split('/').pop() ?? '', u.searchParams.get('t') ?? '');
+      const id = /^\/connect\/([^/]+)(?:\/review)?$/.exec(u.pathname)?.[1] ?? '';
+      const { location, cookie } = await open(id, u.searchParams.get('t') ?? '');
       return { location, cookieHeader: `${cookie.name}=${cookie.value}` };
     },
 
@@ -256,6 +279,7 @@ export function createConnectFlow(deps: {
         requestedScopes: scopes,
         params,
         subject,
+        tags: tagsOf(claimed),
         actor: `owner:${claimed.owner}`,
         event: 'connection.created',
       });

@@ -9,6 +9,7 @@ import { checkParams, type ClientResolver } from './clients.ts';
 import { lifetimeOf, parseJson, tokenLifetimeSeconds, type Clock, type TokenService } from './service.ts';
 import { refreshDueAt, type TimingSettings } from './timing.ts';
 import { iso } from '../util/time.ts';
+import { NO_TAGS, tagColumns, tagPatchProblem, tagsOf, type Labels, type TagFilter, type TagPatch, type Tags } from '../util/tags.ts';
 
 export const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('base64url')}`;
 
@@ -28,6 +29,10 @@ export interface ConnectionView {
   /** The IdP account the grant belongs to, when the IdP said. */
   account?: string;
   created_at: string;
+  /** Tags (util/tags.ts): the product's end user and organization ids, and free labels. */
+  end_user: string | null;
+  organization: string | null;
+  labels: Labels;
 }
 
 
@@ -48,6 +53,7 @@ export function viewOf(row: ConnectionRow): ConnectionView {
     ...(row.last_error ? { last_error: row.last_error } : {}),
     ...(row.subject ? { account: row.subject } : {}),
     created_at: new Date(row.created_at).toISOString(),
+    ...tagsOf(row),
   };
 }
 
@@ -63,6 +69,9 @@ export interface ImportInput {
   params?: Record<string, string>;
   /** PEM private key of a jwt_bearer service account; sealed like every other secret. */
   private_key?: string;
+  end_user?: string;
+  organization?: string;
+  labels?: Labels;
 }
 
 export interface RevocationReport {
@@ -97,6 +106,11 @@ export interface ConnectionServiceDeps {
   timing: TimingSettings;
 }
 
+/** The members of a tag change that were given (undefined ones dropped; null kept: it clears). */
+export function definedTags(patch: TagPatch): TagPatch {
+  return Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as TagPatch;
+}
+
 export function createConnectionService(deps: ConnectionServiceDeps) {
   const { store, catalog, clock, audit, bus } = deps;
 
@@ -127,6 +141,8 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     privateKey?: string;
     /** The IdP account the grant belongs to, when known. */
     subject?: string;
+    /** A new connection's tags; a re-connect (`existing`) keeps the connection's own. */
+    tags?: Partial<Tags>;
     actor: string;
     event: string;
   }): Promise<ConnectionRow> {
@@ -171,8 +187,9 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
       if ((await store.owners.claim(input.owner, now, trx)).status === 'offboarded') {
         throw new WarrantError('conflict', `owner ${input.owner} is offboarded`, { owner: input.owner });
       }
+      const tags: Tags = input.existing ? tagsOf(input.existing) : { ...NO_TAGS, ...input.tags };
       if (input.existing) await store.connections.update(id, fields, trx);
-      else await store.connections.insert({ id, ...fields, created_at: now }, trx);
+      else await store.connections.insert({ id, ...fields, ...tagColumns(tags), created_at: now }, trx);
       const key = (field: string) => ({ scope: 'connection', ref: id, field });
       if (input.existing) await store.vault.delete({ scope: 'connection', ref: id }, trx);
       if (tokens.access_token) await store.vault.put(key('access_token'), tokens.access_token, trx);
@@ -190,6 +207,9 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
             scopes: granted,
             missing_scopes: input.requestedScopes.filter((s) => !granted.includes(s)),
             has_refresh_token: !!tokens.refresh_token,
+            end_user: tags.end_user,
+            organization: tags.organization,
+            labels: tags.labels,
           },
         },
         trx,
@@ -212,7 +232,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
     saveGrant,
     get,
 
-    async list(filter: { owner?: string; status?: ConnectionStatus; provider?: string }) {
+    async list(filter: { owner?: string; status?: ConnectionStatus; provider?: string } & TagFilter) {
       return store.connections.list(filter);
     },
 
@@ -229,10 +249,14 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
       for (const [name, def] of Object.entries(provider.connection_params ?? {})) {
         if (def.from === 'connection' && !params[name]) throw invalidRequest(`params.${name}`, `required by ${provider.id}${def.description ? ` (${def.description})` : ''}`);
       }
+      const tags: TagPatch = { end_user: input.end_user, organization: input.organization, labels: input.labels };
+      const problem = tagPatchProblem(tags);
+      if (problem) throw invalidRequest(problem.field, problem.detail);
       return saveGrant({
         provider,
         environment,
         owner: input.owner,
+        tags: definedTags(tags),
         tokens: { access_token: input.access_token ?? '', refresh_token: input.refresh_token, expires_in: input.expires_in },
         requestedScopes: input.scopes,
         params,
@@ -240,6 +264,31 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
         actor,
         event: 'connection.imported',
       });
+    },
+
+    /**
+     * PATCH /v1/connections/{id}: changes the connection's tags, with a `connection.tags_updated`
+     * audit entry when anything changed. Not a token write: a refresh in flight is not disturbed.
+     */
+    async setTags(id: string, patch: TagPatch, actor: string): Promise<ConnectionRow> {
+      const problem = tagPatchProblem(patch);
+      if (problem) throw invalidRequest(problem.field, problem.detail);
+      const given = definedTags(patch);
+      if (!Object.keys(given).length) throw invalidRequest('body', 'give end_user, organization, labels, or several');
+      const entries = await store.transaction(async (trx) => {
+        const row = await store.connections.get(id, trx);
+        if (!row) throw notFound(`connection ${id}`);
+        const before = tagsOf(row);
+        const after: Tags = { ...before, ...given } as Tags;
+        if (JSON.stringify(tagColumns(before)) === JSON.stringify(tagColumns(after))) return [];
+        await store.tags.set('connections', id, given, trx);
+        return audit.append(
+          { type: 'connection.tags_updated', actor, subject: `connection:${id}`, data: { provider: row.provider, owner: row.owner, ...after, previous: before } },
+          trx,
+        );
+      });
+      bus.publish(entries);
+      return get(id);
     },
 
     /** POST /v1/connections/{id}/refresh: refresh now, whatever the expiry. */
@@ -310,6 +359,8 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
               detail: report.detail,
               idp_status: report.idp_status ?? null,
               checked_at: report.checked_at === undefined ? null : new Date(report.checked_at).toISOString(),
+              // The row is deleted below: the tags travel in the entry (webhooks route on them).
+              ...tagsOf(row),
             },
           },
           trx,

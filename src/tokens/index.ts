@@ -3,9 +3,10 @@ export { createScheduler, type Scheduler, type TickReport } from './scheduler.ts
 export { createExpiryNotices, grantEndOf, EXPIRING_EVENT, type ExpiryNotices, type GrantEnd } from './expiry-notices.ts';
 export { discoverTenant, type DiscoveredTenant, type TenantDiscoveryFailure } from './tenant-discovery.ts';
 export { createConnectionService, viewOf, type ConnectionService, type ConnectionView, type ImportInput, type RevocationReport, type RevocationRecorder } from './connections.ts';
-export { createConnectFlow, type ConnectFlow, type ConnectSessionInput, type CallbackOutcome } from './connect.ts';
+export { createConnectFlow, type ConnectFlow, type ConnectSessionInput, type CallbackOutcome, type SessionPreview } from './connect.ts';
 export { createReconnects, RECONNECT_LINK_TTL_SECONDS, type Reconnects, type ReconnectLink } from './reconnect.ts';
-export { cookieName, setCookieHeader, type BrowserCookie } from './browser.ts';
+export { cookieName, readCookie, setCookieHeader, type BrowserCookie } from './browser.ts';
+export { knownScopes, sessionScopes } from './connect-scopes.ts';
 export { apiHeadersFor, checkParams, clientCredentialsFor, createClientResolver, endpointsFor, fillTemplate, type ClientResolver } from './clients.ts';
 export { skewMs, isFresh, refreshDueAt, backoffMs, type TimingSettings } from './timing.ts';
 export { apiHeaderValues, apiHeadersOrProblem } from './api-headers.ts';

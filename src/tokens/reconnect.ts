@@ -7,6 +7,7 @@ import type { ConnectFlow } from './connect.ts';
 import { lifetimeOf, type Clock } from './service.ts';
 import { refreshDueAt, type TimingSettings } from './timing.ts';
 import { EXPIRING_EVENT, reconnectable } from './expiry-notices.ts';
+import { tagsOf } from '../util/tags.ts';
 
 // Re-connect links: how the owner of a `reauth_required` connection grants access again. A link
 // is a connect session for that connection (connect.ts): opened once, in one browser, only while
@@ -20,7 +21,10 @@ import { EXPIRING_EVENT, reconnectable } from './expiry-notices.ts';
 export const RECONNECT_LINK_TTL_SECONDS = 7 * 86_400;
 
 export interface ReconnectLink {
+  /** The start URL (a session's `authorize_url`): its first open binds the browser and goes to the IdP. */
   url: string;
+  /** The hosted connect page on the same token: shows the owner what is re-connected before going on. */
+  connect_url: string;
   expires_at: string;
   session: string;
 }
@@ -46,7 +50,7 @@ export function createReconnects(deps: {
       throw new WarrantError('conflict', `connection ${connectionId} is ${row.status}: re-connect links are issued only while it is reauth_required or its grant is about to expire`);
     }
     const s = await deps.flow.createReconnectSession(row, ttl);
-    return { url: s.connect_url, expires_at: s.expires_at, session: s.id };
+    return { url: s.authorize_url, connect_url: s.connect_url, expires_at: s.expires_at, session: s.id };
   }
 
   /**
@@ -106,7 +110,7 @@ export function createReconnects(deps: {
           type: 'connection.reconnected',
           actor,
           subject: `connection:${connectionId}`,
-          data: { provider: target.provider, owner: target.owner, confirmed: true, replaced_by: candidateId, scopes: JSON.parse(candidate.scopes) as string[] },
+          data: { provider: target.provider, owner: target.owner, confirmed: true, replaced_by: candidateId, scopes: JSON.parse(candidate.scopes) as string[], ...tagsOf(target) },
         },
         trx,
       );

@@ -81,7 +81,7 @@ async function run(warrant: Warrant, base: string, serverUrl: string, context: C
   }
   async function followConnectLink(link: string, sessionId?: string): Promise<void> {
     await playOwner(link);
-    const id = sessionId ?? new URL(link).pathname.split('/').pop()!;
+    const id = sessionId ?? /^\/connect\/([^/]+)/.exec(new URL(link).pathname)![1]!;
     const s = await warrant.connect.getSession(id);
     if (s.status !== 'completed') throw new Error(`the connect session ended ${s.status}${s.error ? ` (${s.error})` : ''}`);
     log('owner connected', { session: id, connection: s.connection_id });

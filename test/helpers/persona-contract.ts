@@ -120,7 +120,7 @@ export async function startPersonaRig(list: RigPersona[], env: Record<string, st
         const started = expect(await admin('POST', '/v1/connect-sessions', { provider, owner: opts.owner ?? owner, scopes, params: opts.params, environment: opts.environment }), 201, 'connect session').body;
         // The browser: Warrant's start URL sets the binding cookie and redirects to the IdP ... (Warrant's
         // public URL says port 0, the port asked for: its links are opened at the bound port.)
-        const start = new URL(started.connect_url);
+        const start = new URL(started.authorize_url);
         const opened = expect(await request(`${base}${start.pathname}${start.search}`), 302, 'start URL');
         const cookie = opened.headers.get('set-cookie')!.split(';')[0]!;
         const idp = opened.headers.get('location')!;

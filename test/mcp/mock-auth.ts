@@ -10,6 +10,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { loadConfig } from '../../src/config/index.ts';
 import { createWarrant, type Warrant } from '../../src/warrant.ts';
 import { ADMIN_TOKEN, captureLogger } from '../helpers/app.ts';
+import { pageForm } from '../helpers/connect-page.ts';
 
 // A remote MCP server with an authorization server of its own, shaped by options, recording what a
 // client (Warrant's gateway) asks of it: the gateway's discovery, registration, scope selection,
@@ -282,8 +283,29 @@ export async function playOwner(link: string): Promise<void> {
       }
     }
     const location = res.headers.get('location');
-    await res.body?.cancel();
+    // Warrant's hosted connect page (a session's connect_url): the owner presses Continue.
+    let form;
+    if (mine && res.status === 200) form = pageForm(await res.text());
+    else await res.body?.cancel();
     if (res.status >= 400) throw new Error(`the connect flow stopped at ${new URL(url).pathname} with ${res.status}`);
+    if (form) {
+      const go = await fetch(new URL(form.action, url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', origin: own, cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') },
+        body: new URLSearchParams(form.fields).toString(),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(10_000),
+      });
+      for (const c of go.headers.getSetCookie()) {
+        const pair = c.split(';')[0]!;
+        const i = pair.indexOf('=');
+        cookies.set(pair.slice(0, i), pair.slice(i + 1));
+      }
+      await go.body?.cancel();
+      if (go.status !== 303 || !go.headers.get('location')) throw new Error(`Continue on the connect page answered ${go.status}`);
+      url = new URL(go.headers.get('location')!, url).href;
+      continue;
+    }
     if (res.status < 300 || !location) return;
     url = new URL(location, url).href;
   }

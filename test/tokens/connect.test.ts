@@ -7,7 +7,8 @@ describe('connect: authorization code + PKCE through the sandbox IdP, bound to o
   let env: LifecycleEnv;
   const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
   before(async () => {
-    env = await startLifecycle({ sandbox: { accessTokenTtl: 60 } });
+    // sandbox-wide knows a scope the sandbox IdP never grants (as an app not approved for one).
+    env = await startLifecycle({ sandbox: { accessTokenTtl: 60 }, providers: [{ extends: 'sandbox', id: 'sandbox-wide', scopes: { 'items:admin': [{ method: 'DELETE', path: '/admin/**' }] } }] });
   });
   after(async () => env?.cleanup());
 
@@ -33,11 +34,12 @@ describe('connect: authorization code + PKCE through the sandbox IdP, bound to o
 
   test('a session answers a Warrant start URL; its open sets an HttpOnly SameSite=Lax cookie and redirects to the IdP with PKCE S256, state and the exact callback', async () => {
     const s = await startSession({ provider: 'sandbox', owner: 'alice@example.com', scopes: ['items:read'] });
-    assert.equal(s.authorize_url, s.connect_url);
-    assert.equal(new URL(s.connect_url).origin, env.warrant.config.publicUrl);
-    assert.match(new URL(s.connect_url).pathname, new RegExp(`^/connect/${s.id}$`));
+    assert.equal(new URL(s.authorize_url).origin, env.warrant.config.publicUrl);
+    assert.match(new URL(s.authorize_url).pathname, new RegExp(`^/connect/${s.id}$`));
+    // connect_url is the hosted page for the owner (test/http/connect-page.test.ts), on the same token.
+    assert.equal(s.connect_url, s.authorize_url.replace(`/connect/${s.id}?`, `/connect/${s.id}/review?`));
     assert.ok(Date.parse(s.expires_at) - Date.now() > 9 * 60_000);
-    const { res, idp, setCookie } = await open(s.connect_url);
+    const { res, idp, setCookie } = await open(s.authorize_url);
     assert.equal(res.statusCode, 302);
     assert.equal(res.headers['cache-control'], 'no-store');
     assert.match(setCookie, new RegExp(`^warrant_connect_${s.id}=[A-Za-z0-9_-]{43};`));
@@ -81,23 +83,23 @@ describe('connect: authorization code + PKCE through the sandbox IdP, bound to o
   test('a start URL opens once: a second open, in any browser, is refused', async () => {
     // Regression: authorize_url pointed straight at the IdP; anyone holding it could consent.
     const s = await startSession({ provider: 'sandbox', owner: 'erin@example.com', scopes: ['items:read'] });
-    const first = await open(s.connect_url);
+    const first = await open(s.authorize_url);
     assert.equal(first.res.statusCode, 302);
-    const second = await open(s.connect_url);
+    const second = await open(s.authorize_url);
     assert.equal(second.res.statusCode, 400);
     assert.equal(second.res.json().code, 'invalid_request');
     assert.equal(second.res.headers['set-cookie'], undefined);
-    const forged = await open(s.connect_url.replace(/t=[^&]+/, 't=AAAA'));
+    const forged = await open(s.authorize_url.replace(/t=[^&]+/, 't=AAAA'));
     assert.equal(forged.res.statusCode, 400);
   });
 
   test('opened in browser A, completed in browser B (no cookie, or another cookie): refused, and A can still complete', async () => {
     // Regression: the callback accepted any browser that carried the code and state.
     const s = await startSession({ provider: 'sandbox', owner: 'frank@example.com', scopes: ['items:read'] });
-    const a = await open(s.connect_url);
+    const a = await open(s.authorize_url);
     const redirect = await consent(a.idp!);
     const other = await startSession({ provider: 'sandbox', owner: 'frank@example.com', scopes: ['items:read'] });
-    const b = await open(other.connect_url);
+    const b = await open(other.authorize_url);
     for (const cookie of [undefined, b.cookie, `warrant_connect_${s.id}=${'A'.repeat(43)}`]) {
       const cb = await callback(redirect.search, cookie);
       assert.equal(cb.statusCode, 400, String(cookie));
@@ -111,7 +113,7 @@ describe('connect: authorization code + PKCE through the sandbox IdP, bound to o
   });
 
   test('fewer scopes granted than asked are recorded and reported, not hidden', async () => {
-    const s = await startSession({ provider: 'sandbox', owner: 'bob@example.com', scopes: ['items:read', 'items:admin'] });
+    const s = await startSession({ provider: 'sandbox-wide', owner: 'bob@example.com', scopes: ['items:read', 'items:admin'] });
     const { idp, cookie } = await open(s.authorize_url);
     const cb = await callback((await consent(idp!)).search, cookie);
     assert.match(cb.body, /missing items:admin/);

@@ -50,8 +50,8 @@ describe('mix-up defence: a callback path per provider, and the authorization re
   async function opened(provider: string, params?: Record<string, string>) {
     const res = await env.warrant.app.inject({ method: 'POST', url: '/v1/connect-sessions', headers: admin, payload: { provider, owner: 'mia@example.com', scopes: ['items:read'], ...(params ? { params } : {}) } });
     assert.equal(res.statusCode, 201, res.body);
-    const s = res.json() as { id: string; connect_url: string };
-    const u = new URL(s.connect_url);
+    const s = res.json() as { id: string; authorize_url: string };
+    const u = new URL(s.authorize_url);
     const start = await env.warrant.app.inject({ url: u.pathname + u.search });
     assert.equal(start.statusCode, 302, start.body);
     return { id: s.id, idp: new URL(start.headers.location as string), cookie: String([start.headers['set-cookie']].flat()[0]).split(';')[0]! };

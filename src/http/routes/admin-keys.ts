@@ -48,6 +48,7 @@ export function adminKeyRoutes(keys: AdminKeys) {
         schema: {
           tags,
           security,
+          summary: 'Create an admin key',
           description: 'Mints an admin key with a role (read, operate or admin); the key is in this answer only.',
           body: createBody,
           response: { 201: created },
@@ -59,11 +60,19 @@ export function adminKeyRoutes(keys: AdminKeys) {
       },
     );
 
-    r.get('/v1/admin-keys', { schema: { tags, security, response: { 200: z.object({ admin_keys: z.array(keyView) }) } } }, async () => ({
-      admin_keys: await keys.list(),
-    }));
+    r.get(
+      '/v1/admin-keys',
+      { schema: { tags, security, summary: 'List admin keys', description: 'Every admin key with its role, status and last use. Never a key.', response: { 200: z.object({ admin_keys: z.array(keyView) }) } } },
+      async () => ({
+        admin_keys: await keys.list(),
+      }),
+    );
 
-    r.get('/v1/admin-keys/:id', { schema: { tags, security, params: id, response: { 200: keyView } } }, async (req) => keys.get(req.params.id));
+    r.get(
+      '/v1/admin-keys/:id',
+      { schema: { tags, security, summary: 'Read an admin key', description: 'Its role, status, creator and last use. Never the key.', problems: ['not_found'], params: id, response: { 200: keyView } } },
+      async (req) => keys.get(req.params.id),
+    );
 
     // Idempotent: revoking a revoked key answers 200 with its view again.
     r.delete(
@@ -72,7 +81,9 @@ export function adminKeyRoutes(keys: AdminKeys) {
         schema: {
           tags,
           security,
-          description: 'Revokes the key: refused on this instance at once, on every instance within a second.',
+          summary: 'Revoke an admin key',
+          description: 'Revokes the key: refused on this instance at once, on every instance within a second. Idempotent.',
+          problems: ['not_found'],
           params: id,
           response: { 200: keyView },
         },

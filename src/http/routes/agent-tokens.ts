@@ -78,9 +78,18 @@ export function agentTokenRoutes(deps: {
         schema: {
           tags,
           security,
+          summary: "Export the connection's access token",
+          description:
+            'For stateless agents that call the API themselves: a token valid for at least `min_ttl` seconds (refreshed first if needed; single-flight with any other refresh). ' +
+            'Only for a grant with `token_export`; never a refresh token. Audited as `token.exported`. Prefer the proxy: it enforces the grant\'s method/path rules, an exported token does not.',
+          problems: ['policy_denied', 'not_found', 'conflict', 'reauth_required', 'refresh_unavailable', 'rate_limited'],
           params,
           querystring: z.object({ min_ttl: minTtl.optional() }),
-          response: { 200: z.object({ connection: z.string(), access_token: z.string(), token_type: z.literal('Bearer'), expires_at: z.string().nullable() }) },
+          response: {
+            200: z
+              .object({ connection: z.string(), access_token: z.string(), token_type: z.literal('Bearer'), expires_at: z.string().nullable() })
+              .meta({ examples: [{ connection: 'con_7hq2', access_token: 'gho_…', token_type: 'Bearer', expires_at: '2026-01-01T08:00:00.000Z' }] }),
+          },
         },
       },
       async (req, reply) => {
@@ -99,8 +108,13 @@ export function agentTokenRoutes(deps: {
         schema: {
           tags,
           security,
+          summary: 'Lease: make sure the token outlives a batch',
+          description:
+            'Refreshes now if the token would expire within `min_ttl` seconds, so a batch that starts now is not cut by an expiry. `covers_min_ttl` is false when the ' +
+            "IdP's own lifetime is shorter: lease again before `expires_at`. The token itself is in the answer only with `token_export`. Audited as `token.leased`.",
+          problems: ['policy_denied', 'not_found', 'conflict', 'reauth_required', 'refresh_unavailable', 'rate_limited'],
           params,
-          body: z.strictObject({ min_ttl: minTtl }),
+          body: z.strictObject({ min_ttl: minTtl }).meta({ examples: [{ min_ttl: 3600 }] }),
           response: {
             200: z.object({
               connection: z.string(),
@@ -109,7 +123,7 @@ export function agentTokenRoutes(deps: {
               /** False when the IdP's lifetime is shorter than min_ttl: lease again before expires_at. */
               covers_min_ttl: z.boolean(),
               access_token: z.string().optional(),
-            }),
+            }).meta({ examples: [{ connection: 'con_7hq2', expires_at: '2026-01-01T08:00:00.000Z', refreshed: true, covers_min_ttl: true }] }),
           },
         },
       },

@@ -35,6 +35,9 @@ const entry = z.object({
   hash: z.string(),
 });
 
+/** One entry on the wire, for the API's own clients (the CLI, the dashboard). */
+export type AuditEntryView = z.infer<typeof entry>;
+
 export function auditRoutes(audit: AuditLog) {
   return async (app: FastifyInstance, ctx: RouteContext) => {
     const r = app.withTypeProvider<ZodTypeProvider>();
@@ -46,22 +49,32 @@ export function auditRoutes(audit: AuditLog) {
         schema: {
           tags,
           security: [{ admin: [] }],
+          summary: 'Query the audit log',
+          description:
+            'Entries filtered by type, subject, actor and time, oldest first or newest first (`order=desc`), paged with `next_after` / `next_before`. ' +
+            'Every refresh, proxied call, token export, revocation and admin action is an entry; entries hold no secret.',
           querystring: z.object({
             type: z.string().min(1).optional(),
             subject: z.string().min(1).optional(),
             actor: z.string().min(1).optional(),
             after: z.coerce.number().int().nonnegative().optional(),
+            before: z.coerce.number().int().positive().optional().describe('only entries with a seq below this one (paging a newest-first list: pass next_before)'),
+            since: sinceParam.optional().describe('only entries at or after this time (RFC 3339, or epoch ms)'),
+            order: z.enum(['asc', 'desc']).default('asc').describe('`desc`: newest first'),
             limit: z.coerce.number().int().min(1).max(1000).default(100),
           }),
-          response: { 200: z.object({ entries: z.array(entry), next_after: z.number().optional() }) },
+          response: { 200: z.object({ entries: z.array(entry), next_after: z.number().optional(), next_before: z.number().optional() }) },
         },
       },
       async (req) => {
-        const { after, ...q } = req.query;
-        const rows = await audit.query({ ...q, afterSeq: after });
+        const { after, before, since, ...q } = req.query;
+        const rows = await audit.query({ ...q, afterSeq: after, beforeSeq: before, sinceMs: since });
+        const full = rows.length === q.limit;
+        const last = rows[rows.length - 1]?.seq;
         return {
           entries: rows.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
-          ...(rows.length === q.limit ? { next_after: rows[rows.length - 1]!.seq } : {}),
+          ...(full && q.order === 'asc' ? { next_after: last } : {}),
+          ...(full && q.order === 'desc' ? { next_before: last } : {}),
         };
       },
     );
@@ -71,6 +84,8 @@ export function auditRoutes(audit: AuditLog) {
         schema: {
           tags,
           security: [{ admin: [] }],
+          summary: 'Verify the audit hash chain',
+          description: 'Recomputes the chain (SHA-256, HMAC under the chain key from `keyed_from` on) and checks the sealed head: `ok`, or the first entry that does not verify and why.',
           response: {
             200: z.object({
               ok: z.boolean(),
@@ -95,6 +110,8 @@ export function auditRoutes(audit: AuditLog) {
         schema: {
           tags,
           security: [{ admin: [] }],
+          summary: 'The head of the audit chain',
+          description: 'The last entry\'s seq and hash, to publish somewhere append-only (external anchoring) and check later exports against.',
           response: {
             200: z.object({
               seq: z.number().describe('0 while the log is empty'),
@@ -118,6 +135,14 @@ export function auditRoutes(audit: AuditLog) {
         schema: {
           tags,
           security: [{ admin: [] }],
+          summary: 'Export the audit log (JSON Lines or OCSF)',
+          problems: ['invalid_request'],
+          otherResponses: {
+            200: {
+              description: 'One page of JSON Lines; `warrant-next-cursor`, `warrant-export-count` and `warrant-export-caught-up` headers',
+              content: { 'application/x-ndjson': { schema: { type: 'string' } } },
+            },
+          },
           description:
             'Streams one page of the audit log as JSON Lines (application/x-ndjson), oldest first: the entries as stored (`format=jsonl`) or ' +
             'OCSF 1.8 events, API Activity 6003 and Account Change 3001 (`format=ocsf`). The page is fixed before it streams: ' +

@@ -8,22 +8,62 @@ export async function healthRoutes(app: FastifyInstance, deps: { ping(): Promise
   const r = app.withTypeProvider<ZodTypeProvider>();
   const status = z.object({ status: z.literal('ok') });
 
-  r.get('/healthz', { schema: { tags: ['health'], response: { 200: status } }, logLevel: 'warn' }, async () => ({
-    status: 'ok' as const,
-  }));
+  r.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Liveness',
+        description: 'Answers 200 while the process serves HTTP; checks nothing else. Open.',
+        response: { 200: status },
+      },
+      logLevel: 'warn',
+    },
+    async () => ({ status: 'ok' as const }),
+  );
 
-  r.get('/readyz', { schema: { tags: ['health'], response: { 200: status } }, logLevel: 'warn' }, async () => {
-    try {
-      await deps.ping();
-    } catch (err) {
-      throw new WarrantError('unavailable', 'the store is not reachable', {}, { cause: err });
-    }
-    return { status: 'ok' as const };
-  });
+  r.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Readiness',
+        description: 'Answers 200 when the store is reachable, 503 `unavailable` when it is not (take the instance out of the load balancer). Open.',
+        problems: ['unavailable'],
+        response: { 200: status },
+      },
+      logLevel: 'warn',
+    },
+    async () => {
+      try {
+        await deps.ping();
+      } catch (err) {
+        throw new WarrantError('unavailable', 'the store is not reachable', {}, { cause: err });
+      }
+      return { status: 'ok' as const };
+    },
+  );
 
   const guard = metricsGuard(deps.metricsToken);
-  r.get('/metrics', { schema: { tags: ['health'], hide: true }, logLevel: 'warn', ...(guard ? { onRequest: guard } : {}) }, async (_req, reply) => {
-    reply.type(deps.metrics.registry.contentType);
-    return deps.metrics.registry.metrics();
-  });
+  r.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['health'],
+        summary: 'Prometheus metrics',
+        description:
+          'Request durations by route and status, refresh calls by provider and outcome, process metrics, in the Prometheus text format. ' +
+          'Open unless WARRANT_METRICS_TOKEN is set; then that token as `Authorization: Bearer` (else 401 `admin_unauthenticated`).',
+        security: [{}, { metrics: [] }],
+        problems: ['admin_unauthenticated'],
+        otherResponses: { 200: { description: 'The metrics', content: { 'text/plain': { schema: { type: 'string' }, example: 'warrant_token_refreshes_total{provider="github",outcome="ok"} 12' } } } },
+      },
+      logLevel: 'warn',
+      ...(guard ? { onRequest: guard } : {}),
+    },
+    async (_req, reply) => {
+      reply.type(deps.metrics.registry.contentType);
+      return deps.metrics.registry.metrics();
+    },
+  );
 }

@@ -59,16 +59,37 @@ export function mcpServerRoutes(gateway: Gateway, agents: { get(id: string): Pro
     const tags = ['mcp'];
     const security = [{ admin: [] }];
 
-    r.post('/v1/mcp-servers', { schema: { tags, security, body: registerBody, response: { 201: serverView } } }, async (req, reply) => {
+    r.post(
+      '/v1/mcp-servers',
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'Register a remote MCP server behind the gateway',
+          description:
+            "Discovers the server's authorization (RFC 9728 protected resource metadata, its authorization server's metadata) and how Warrant identifies itself there " +
+            '(a pre-registered client, its client ID metadata document, or dynamic registration), then serves it at `/mcp/{name}`. With `client_credentials`, ' +
+            "the machine grant is made now for `owner`. A client secret or private key is sealed and never answered.",
+          problems: ['conflict', 'upstream_unavailable'],
+          body: registerBody,
+          response: { 201: serverView },
+        },
+      },
+      async (req, reply) => {
       const s = await gateway.servers.register(req.body, adminActorOf(req));
-      return reply.code(201).send(viewOfServer(s, gateway.base()));
-    });
+        return reply.code(201).send(viewOfServer(s, gateway.base()));
+      },
+    );
 
-    r.get('/v1/mcp-servers', { schema: { tags, security, response: { 200: z.object({ servers: z.array(serverView) }) } } }, async () => ({
-      servers: (await gateway.servers.list()).map((s) => viewOfServer(s, gateway.base())),
-    }));
+    r.get(
+      '/v1/mcp-servers',
+      { schema: { tags, security, summary: 'List MCP servers', description: 'Every registered server with its endpoint on Warrant, issuer, client and scopes. Never a secret.', response: { 200: z.object({ servers: z.array(serverView) }) } } },
+      async () => ({
+        servers: (await gateway.servers.list()).map((s) => viewOfServer(s, gateway.base())),
+      }),
+    );
 
-    r.get('/v1/mcp-servers/:name', { schema: { tags, security, params: name, response: { 200: serverView } } }, async (req) => {
+    r.get('/v1/mcp-servers/:name', { schema: { tags, security, summary: 'Read an MCP server', description: 'One registered server. Never a secret.', problems: ['not_found'], params: name, response: { 200: serverView } } }, async (req) => {
       const s = await gateway.servers.get(req.params.name);
       if (!s) throw notFound(`MCP server ${req.params.name}`);
       return viewOfServer(s, gateway.base());
@@ -76,7 +97,17 @@ export function mcpServerRoutes(gateway: Gateway, agents: { get(id: string): Pro
 
     r.delete(
       '/v1/mcp-servers/:name',
-      { schema: { tags, security, params: name, response: { 200: z.object({ name: z.string(), deleted: z.literal(true) }) } } },
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'Delete an MCP server',
+          description: 'Stops serving `/mcp/{name}`; its sessions end.',
+          problems: ['not_found'],
+          params: name,
+          response: { 200: z.object({ name: z.string(), deleted: z.literal(true) }) },
+        },
+      },
       async (req) => {
         await gateway.servers.remove(req.params.name, adminActorOf(req));
         return { name: req.params.name, deleted: true as const };
@@ -89,6 +120,9 @@ export function mcpServerRoutes(gateway: Gateway, agents: { get(id: string): Pro
         schema: {
           tags,
           security,
+          summary: "Set an agent's tool allow-list on a server",
+          description: 'The tools the agent may call on this server through the gateway; `null`: every tool. Others are refused before the server is called.',
+          problems: ['not_found'],
           params: name.extend({ agent: z.string().min(1).max(64) }),
           body: allowlistBody,
           response: { 200: z.object({ server: z.string(), agent: z.string(), tools: z.array(z.string()).nullable() }) },

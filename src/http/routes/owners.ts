@@ -55,6 +55,8 @@ export function ownerRoutes(offboarding: Offboarding) {
         schema: {
           tags,
           security,
+          summary: 'List owners',
+          description: 'The people connections and agents belong to, with their counts of live agents and connections; paged by id with `next_after`.',
           querystring: z.object({
             status: z.enum(['active', 'offboarded']).optional(),
             limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -70,13 +72,39 @@ export function ownerRoutes(offboarding: Offboarding) {
       },
     );
 
-    r.get('/v1/owners/:owner', { schema: { tags, security, params: ownerParam, response: { 200: ownerView.extend({ offboarding: offboardReport.optional() }) } } }, async (req) =>
-      offboarding.get(req.params.owner),
+    r.get(
+      '/v1/owners/:owner',
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'Read an owner',
+          description: 'Status and counts; once offboarded, the offboarding report with the proof of each revocation.',
+          problems: ['not_found'],
+          params: ownerParam,
+          response: { 200: ownerView.extend({ offboarding: offboardReport.optional() }) },
+        },
+      },
+      async (req) => offboarding.get(req.params.owner),
     );
 
     // Idempotent: a second call answers the recorded state (and retries what failed transiently).
-    r.post('/v1/owners/:owner/offboard', { schema: { tags, security, params: ownerParam, response: { 200: offboardReport } } }, async (req) =>
-      offboarding.offboard(req.params.owner, adminActorOf(req)),
+    r.post(
+      '/v1/owners/:owner/offboard',
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'Offboard an owner',
+          description:
+            "Revokes every agent and OAuth client of the owner and every upstream grant they hold, and reports per grant whether the revocation was verified " +
+            '(introspection, a refused refresh, or a refused API probe). Idempotent: a second call answers the recorded state and retries what failed transiently.',
+          problems: ['not_found'],
+          params: ownerParam,
+          response: { 200: offboardReport },
+        },
+      },
+      async (req) => offboarding.offboard(req.params.owner, adminActorOf(req)),
     );
   };
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Forwarder, ProxyAgent } from '../../proxy/index.ts';
+import { ClientGone } from '../../proxy/client-gone.ts';
 import { WarrantError } from '../../errors/index.ts';
 import type { AuditQueue } from '../../events/audit-queue.ts';
 import { rateLimited, type Limits, type Permit } from '../../limits/index.ts';
@@ -79,6 +80,10 @@ export function rawProxyRoute(deps: {
         // Whatever was not read by then goes back to Node to discard.
         res.once('finish', () => guarded.destroy());
       }
+      const clientGone = new ClientGone();
+      res.once('close', () => {
+        if (!res.writableFinished) clientGone.leave();
+      });
       const result = await deps.forwarder.forward({
         requestId,
         agent,
@@ -89,6 +94,7 @@ export function rawProxyRoute(deps: {
         headers: req.headers,
         body,
         clientIp: req.socket.remoteAddress,
+        clientGone,
       });
       res.writeHead(result.status, result.headers);
       const out = result.body;

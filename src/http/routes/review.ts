@@ -43,6 +43,10 @@ export function reviewRoutes(agents: Pick<AgentService, 'reviewScopes'>) {
         schema: {
           tags: ['agents'],
           security: [{ admin: [] }],
+          summary: 'Review granted against used scopes',
+          description:
+            'Per agent and grant over a window (default 30 days): the scopes granted, those its proxied calls used, the narrower grant to apply (`suggested_patch`, ' +
+            'for `PATCH /v1/agents/{id}`), denied calls and token exports. Reads the audit log; changes nothing.',
           querystring: z.object({
             since: z.string().min(1).max(64).optional().describe('ISO 8601 date-time, or a duration back from now (30d, 12h, P30D); default 30 days'),
             owner: z.string().min(1).max(320).optional(),

@@ -58,6 +58,8 @@ export function rotationRoutes(rotations: Rotations) {
         schema: {
           tags,
           security,
+          summary: 'List credentials and their rotation state',
+          description: 'Refresh tokens, private keys and client secrets with when they were issued, when rotation is due, and what the next step is (`due=true`: only those due).',
           querystring: z.object({ due: flag.optional(), limit: z.coerce.number().int().min(1).max(1000).default(500) }),
           response: { 200: z.object({ rotations: z.array(item) }) },
         },
@@ -71,6 +73,11 @@ export function rotationRoutes(rotations: Rotations) {
         schema: {
           tags,
           security,
+          summary: 'Rotate what is due now',
+          description:
+            'One rotation pass over the credentials that are due (or `connection=ID`: that one now, whatever its age): new refresh tokens, new key pairs pending registration, ' +
+            'notices to owners and admins for what Warrant cannot rotate itself. `dry_run=true` plans without doing.',
+          problems: ['not_found'],
           querystring: z.object({
             // Only due credentials are rotated by a pass; `connection` rotates one now, whatever its age.
             due: flag.refine((v) => v, { message: 'only due=true is supported: a pass rotates what is due (or ?connection=ID)' }).optional(),
@@ -85,7 +92,17 @@ export function rotationRoutes(rotations: Rotations) {
 
     r.get(
       '/v1/rotations/:connection',
-      { schema: { tags, security, params: z.object({ connection: z.string().min(1).max(64) }), response: { 200: status } } },
+      {
+        schema: {
+          tags,
+          security,
+          summary: "A connection's rotation state",
+          description: 'Its credential, due date, state and next action; a pending key\'s public half (PEM and JWK) to register at the provider. Never a private key or a token.',
+          problems: ['not_found'],
+          params: z.object({ connection: z.string().min(1).max(64) }),
+          response: { 200: status },
+        },
+      },
       async (req) => rotations.status(req.params.connection),
     );
   };

@@ -48,6 +48,10 @@ const deliveryView = z.object({
   delivered_at: z.string().nullable(),
 });
 
+/** The wire shapes, for the API's own clients (the CLI, the dashboard). */
+export type WebhookView = z.infer<typeof webhookView>;
+export type DeliveryView = z.infer<typeof deliveryView>;
+
 const viewOf = (w: Webhook) => ({ ...w, created_at: iso(w.created_at) });
 const deliveryOf = (d: Delivery) => ({
   ...d,
@@ -63,22 +67,57 @@ export function webhookRoutes(webhooks: Webhooks) {
     const tags = ['webhooks'];
     const security = [{ admin: [] }];
 
-    r.post('/v1/webhooks', { schema: { tags, security, body: createBody, response: { 201: created } } }, async (req, reply) => {
-      const hook = await webhooks.create(req.body.url, req.body.events, adminActorOf(req));
-      return reply.code(201).header('cache-control', 'no-store').send({ ...viewOf(hook), secret: hook.secret });
-    });
+    r.post(
+      '/v1/webhooks',
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'Subscribe a webhook',
+          description:
+            'Events (exact types, a prefix like `connection.*`, or `*`) are posted to `url`, signed per the Standard Webhooks spec (`webhook-id`, `webhook-timestamp`, ' +
+            '`webhook-signature`) with the `secret` in this answer, shown this once. Deliveries go through an outbox with retries. The URL must not point inside private networks unless allowed.',
+          body: createBody.meta({ examples: [{ url: 'https://hooks.example.com/warrant', events: ['connection.*', 'agent.orphaned'] }] }),
+          response: {
+            201: created.meta({
+              examples: [{ id: 'whk_9d2m', url: 'https://hooks.example.com/warrant', events: ['connection.*', 'agent.orphaned'], status: 'active', created_at: '2026-01-01T00:00:00.000Z', secret: 'whsec_…' }],
+            }),
+          },
+        },
+      },
+      async (req, reply) => {
+        const hook = await webhooks.create(req.body.url, req.body.events, adminActorOf(req));
+        return reply.code(201).header('cache-control', 'no-store').send({ ...viewOf(hook), secret: hook.secret });
+      },
+    );
 
-    r.get('/v1/webhooks', { schema: { tags, security, response: { 200: z.object({ webhooks: z.array(webhookView) }) } } }, async () => ({
-      webhooks: (await webhooks.list()).map(viewOf),
-    }));
+    r.get(
+      '/v1/webhooks',
+      { schema: { tags, security, summary: 'List webhooks', description: 'Every subscription with its events and status. Never a secret.', response: { 200: z.object({ webhooks: z.array(webhookView) }) } } },
+      async () => ({
+        webhooks: (await webhooks.list()).map(viewOf),
+      }),
+    );
 
-    r.get('/v1/webhooks/:id', { schema: { tags, security, params: id, response: { 200: webhookView } } }, async (req) =>
-      viewOf(await webhooks.get(req.params.id)),
+    r.get(
+      '/v1/webhooks/:id',
+      { schema: { tags, security, summary: 'Read a webhook', description: 'One subscription. Never its secret.', problems: ['not_found'], params: id, response: { 200: webhookView } } },
+      async (req) => viewOf(await webhooks.get(req.params.id)),
     );
 
     r.delete(
       '/v1/webhooks/:id',
-      { schema: { tags, security, params: id, response: { 200: z.object({ id: z.string(), deleted: z.literal(true) }) } } },
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'Delete a webhook',
+          description: 'Stops its deliveries; pending ones are dropped.',
+          problems: ['not_found'],
+          params: id,
+          response: { 200: z.object({ id: z.string(), deleted: z.literal(true) }) },
+        },
+      },
       async (req) => {
         await webhooks.delete(req.params.id, adminActorOf(req));
         return { id: req.params.id, deleted: true as const };
@@ -91,6 +130,9 @@ export function webhookRoutes(webhooks: Webhooks) {
         schema: {
           tags,
           security,
+          summary: "List a webhook's deliveries",
+          description: 'Newest first: status (`pending`, `delivered`, `failed`), attempts, the last HTTP status or error, the next attempt.',
+          problems: ['not_found'],
           params: id,
           querystring: z.object({
             status: z.enum(['pending', 'delivered', 'failed']).optional(),
@@ -100,6 +142,25 @@ export function webhookRoutes(webhooks: Webhooks) {
         },
       },
       async (req) => ({ deliveries: (await webhooks.deliveries(req.params.id, req.query)).map(deliveryOf) }),
+    );
+
+    // Operators' retry after fixing a receiver (docs/webhooks.md, "Redelivery"): the outbox sends it again.
+    r.post(
+      '/v1/webhooks/:id/deliveries/:delivery/redeliver',
+      {
+        schema: {
+          tags,
+          security,
+          summary: 'Queue a delivery again',
+          description:
+            'A delivered or failed delivery goes back to `pending`, due now, with a fresh retry budget; the worker sends it with the same ' +
+            '`webhook-id`. A pending delivery answers `409 conflict`; an unknown webhook or delivery `404 not_found`. Audited as `webhook.redelivered`.',
+          problems: ['not_found', 'conflict'],
+          params: id.extend({ delivery: z.string().min(1).max(128) }),
+          response: { 202: deliveryView },
+        },
+      },
+      async (req, reply) => reply.code(202).send(deliveryOf(await webhooks.redeliver(req.params.id, req.params.delivery, adminActorOf(req)))),
     );
   };
 }

@@ -54,7 +54,15 @@ export async function clientMetadataDocument(deps: ClientMetadataDeps): Promise<
 /** GET /oauth/client-metadata.json: open, JSON, cacheable for a few minutes. */
 export function clientMetadataRoute(deps: ClientMetadataDeps) {
   return async (app: FastifyInstance) => {
-    app.withTypeProvider<ZodTypeProvider>().get(CLIENT_METADATA_PATH, { schema: { tags: ['mcp'], response: { 200: document } } }, async (_req, reply) => {
+    const schema = {
+      tags: ['mcp'],
+      summary: "Warrant's client ID metadata document",
+      description:
+        'Who Warrant is as an OAuth client of remote MCP servers\' authorization servers that take client ID metadata documents: its `client_id` is this URL, ' +
+        'with its redirect URIs and name. Open, cacheable for a few minutes.',
+      response: { 200: document },
+    };
+    app.withTypeProvider<ZodTypeProvider>().get(CLIENT_METADATA_PATH, { schema }, async (_req, reply) => {
       reply.header('cache-control', 'public, max-age=300');
       return clientMetadataDocument(deps);
     });

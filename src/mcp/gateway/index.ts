@@ -96,7 +96,16 @@ export function createGateway(deps: GatewayDeps) {
     await clientMetadataRoute({ url: clientMetadataUrl, base, publicUrl: deps.publicUrl, redirectPerProvider: deps.redirectPerProvider, servers: () => servers.list() })(app);
     app.withTypeProvider<ZodTypeProvider>().get(
       gatewayMetadataPath(':name'),
-      { schema: { tags: ['mcp'], params: z.object({ name: z.string().regex(SERVER_NAME) }), response: { 200: protectedResource } } },
+      {
+        schema: {
+          tags: ['mcp'],
+          summary: 'Protected resource metadata of a gateway endpoint (RFC 9728)',
+          description: "Names the resource `{public}/mcp/{name}`, its authorization server (Warrant's own) and the scope `mcp`. Open: it holds no secret.",
+          problems: ['not_found', 'invalid_request'],
+          params: z.object({ name: z.string().regex(SERVER_NAME) }),
+          response: { 200: protectedResource },
+        },
+      },
       async (req, reply) => {
         const s = await servers.get(req.params.name);
         if (!s) throw notFound(`MCP server ${req.params.name}`);

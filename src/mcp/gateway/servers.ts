@@ -124,6 +124,8 @@ function definitionOf(s: StoredServer, secrets: ClientSecrets): Provider {
     refresh_token_rotation: !machine,
     // The proxy never reaches an MCP server: no scope opens a request through /v1/proxy.
     scopes: Object.fromEntries(s.scopes.map((scope) => [scope, []])),
+    // A step-up asks for what the server's WWW-Authenticate names, which its metadata may not list.
+    free_scopes: true,
   });
 }
 
