@@ -91,7 +91,8 @@ export function webRoutes(deps: WebDeps) {
         return send(reply, r.status, loginPage(problemBox(p)));
       }
       const { value, expiresAt } = deps.sessions.seal(credential);
-      reply.header('set-cookie', sessionCookie(value, Math.floor((expiresAt - deps.now()) / 1000), secure));
+      // Up, not down: the clock may tick between the seal and this line (8 h is 28800 s, not 28799).
+      reply.header('set-cookie', sessionCookie(value, Math.ceil((expiresAt - deps.now()) / 1000), secure));
       return reply.redirect('/ui', 303);
     });
 
