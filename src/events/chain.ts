@@ -72,6 +72,16 @@ export function entryHolds(chain: ChainKey | undefined, seq: number, prev: strin
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+// NUL and unpaired surrogates: PostgreSQL text refuses the first and its JSON the second.
+const UNSTORABLE = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * A text field as every store can hold it, U+FFFD in place of what it cannot. The fields come from
+ * requests (a connection id from a URL may decode to NUL); one entry that cannot be stored would
+ * stop every batch behind it, and with them the proxy. The hash covers the stored text.
+ */
+export const storable = (s: string): string => (/[\0\uD800-\uDFFF]/.test(s) ? s.replace(UNSTORABLE, '\uFFFD') : s);
+
 /**
  * The rows that extend a chain whose head hash is `prev`, in order; keyed when `key` is given
  * (every entry a keyed instance appends lies past the boundary: it was set above the head).
@@ -82,9 +92,9 @@ export function chainRows(prev: string, inputs: ChainInput[], now: () => number,
     const row: ChainRow = {
       id: `evt_${randomUUID().replaceAll('-', '')}`,
       at: now(),
-      type: input.type,
-      actor: input.actor,
-      subject: input.subject ?? null,
+      type: storable(input.type),
+      actor: storable(input.actor),
+      subject: input.subject == null ? null : storable(input.subject),
       data: canonical(input.data ?? {}),
       prev_hash: prev,
       hash: '',
