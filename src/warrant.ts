@@ -82,7 +82,7 @@ export interface Warrant {
   agents: AgentService;
   /** Offboarding owners (the admin API, `warrant owners offboard` and SCIM share this one). */
   offboarding: Offboarding;
-  /** Carries agent-key revocations to every instance's key cache (Redis and/or the store). */
+  /** Carries agent-key and connection changes to every instance's caches (Redis and/or the store); `current()` tells whether they may be served. */
   keyInvalidations: KeyInvalidations;
   forwarder: Forwarder;
   upstreams: Upstreams;
@@ -131,6 +131,8 @@ export interface WarrantOptions {
   webhooks?: false | Pick<WebhooksOptions, 'retry' | 'fetchTimeoutMs' | 'pollIntervalMs'>;
   /** Lifetimes (seconds) of the authorization server's artefacts, over authzDefaults.ttlSeconds (tests: short access tokens). */
   authzTtl?: Partial<typeof authzDefaults.ttlSeconds>;
+  /** Called with each statement the store runs through Kysely (bench/proxy.ts --count-queries). */
+  onStoreQuery?: (sql: string) => void;
 }
 
 /** The version shown by the dashboard (package.json). */
@@ -179,6 +181,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     acquireTimeoutMs: config.dbAcquireTimeoutMs,
     ring,
     now,
+    onQuery: opts.onStoreQuery,
   });
   // Which key this instance seals with, kept current in the store: `warrant keys rotate` (any
   // process) retires a key only once no running instance may still seal with it.
@@ -216,12 +219,15 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
   const clock = { now };
   const locks = locksFor(config, store, logger);
   if (store.dialect === 'sqlite') await store.connections.releaseAllClaims();
-  const audit = createAuditLog({ db: store.db, dialect: store.dialect, sqliteFile: store.sqliteFile, now, chain });
+  // PostgreSQL: the audit writer has a small pool of its own (one round trip per batch, statement timeout; events/audit-pg.ts).
+  const audit = createAuditLog({ db: store.db, dialect: store.dialect, sqliteFile: store.sqliteFile, now, chain, pgPool: store.sidePool?.(2), writeTimeoutMs: config.auditWriteDeadlineMs, onQuery: opts.onStoreQuery });
   const bus = createEventBus();
   const clients = createClientResolver({ timeoutMs: config.idpTimeoutMs, env: opts.env, untrustedAllowedNetworks: config.mcpAllowedNetworks });
   const timing = { refreshSkewSeconds: config.refreshSkewSeconds, refreshSkewFraction: config.refreshSkewFraction };
   // The token service needs re-connect links, which the connect flow makes: wired through a late binding.
   let connect!: ConnectFlow;
+  // Carries agent-key and connection changes to every instance's caches (Redis and/or the store).
+  const keyInvalidations = createKeyInvalidations({ store, redisUrl: config.redisUrl, logger, now });
   const tokens = createTokenService({
     store,
     catalog,
@@ -236,6 +242,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     // Agent-facing problems point at the connection, never at a re-connect link (a capability).
     reauthUrl: async (row) => connect.statusUrl(row),
     onRefresh: (provider, outcome) => metrics.tokenRefreshes.inc({ provider, outcome }),
+    changes: keyInvalidations.connections,
   });
   const connections = createConnectionService({ store, catalog, tokens, clients, audit, bus, clock, logger, timing });
   connect = createConnectFlow({
@@ -251,8 +258,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     sessionTtlSeconds: config.connectSessionTtlSeconds,
     idpTimeoutMs: config.idpTimeoutMs,
   });
-  const reconnects = createReconnects({ store, flow: connect, catalog, audit, bus, clock, logger, timing });
-  const keyInvalidations = createKeyInvalidations({ store, redisUrl: config.redisUrl, logger, now });
+  const reconnects = createReconnects({ store, flow: connect, catalog, audit, bus, clock, logger, timing, invalidate: tokens.invalidate });
   const agents = createAgentService({
     store, audit, bus, clock, logger, invalidations: keyInvalidations,
     locks, orphans: { idleDays: config.agentIdleDays, policy: config.orphanPolicy },
@@ -265,9 +271,9 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     outbound: { allowedNetworks: config.mcpAllowedNetworks, allowInsecureHttp: config.allowInsecureHttp, timeoutMs: config.idpTimeoutMs },
     enterprise: { idps: config.enterpriseIdps, jwksTimeoutMs: config.idpTimeoutMs, audit: async (entry) => bus.publish(await audit.append(entry)) },
   });
-  const auditQueue = createAuditQueue({ audit, logger });
+  const auditQueue = createAuditQueue({ audit, logger, writeDeadlineMs: config.auditWriteDeadlineMs });
   const upstreams = createUpstreams();
-  const forwarder = createForwarder({ store, catalog, tokens, upstreams, auditQueue, logger, auditHmac: createAuditHmac(chain.key) });
+  const forwarder = createForwarder({ store, catalog, tokens, upstreams, auditQueue, logger, auditHmac: createAuditHmac(chain.key), changes: keyInvalidations.connections });
   const authenticate = (bearer: string | undefined) => agents.authenticate(bearer);
   const limits = createLimits({
     settings: {
@@ -318,6 +324,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     metrics,
     catalog,
     ping: () => store.ping(),
+    auditAccepting: () => auditQueue.healthy(),
     verifyAdminToken: (token) => adminTokens.verify(token),
     // An admin key (`wak_…`), else the admin token.
     authenticateAdmin: async (token) => (adminKeys.looksLikeKey(token) && (await adminKeys.authenticate(token))) || adminTokens.verify(token),

@@ -7,13 +7,16 @@ import { DUMMY_KEY_HASH, parseApiKey } from './keys.ts';
 import { authenticatedAgentOf, scopeList, type AuthenticatedAgent } from './view.ts';
 
 // Agent authentication runs on every proxied request, so its hot path is in memory: a cache
-// keyed by key id holds the stored hash, the agent and its grants for `cacheTtlMs`. A hit
+// keyed by key id holds the stored hash, the agent and its grants. A hit
 // costs one SHA-256 of the presented secret and a constant-time comparison of the two 32-byte
 // digests (the stored one decoded once, when the entry is loaded); no query.
 //
-// Consistency: a revocation made by this process (`invalidate`) takes effect at once. A
-// revocation (or grant change) made by another instance takes effect here within `cacheTtlMs`,
-// when the entry is reloaded. Expiry is checked against the clock on every call, never cached.
+// Consistency: a revocation made by this process (`invalidate`) takes effect at once. One made
+// (or a grant changed) by another instance reaches this one through the invalidation feed
+// (invalidation.ts), within a second: entries then live until invalidated, re-read after
+// `cacheMaxAgeMs` at most, and are not served at all while the feed is not current (`current`).
+// Without a feed an entry is re-read after `cacheTtlMs`, the bound on another instance's change.
+// Expiry is checked against the clock on every call, never cached.
 //
 // Unknown key ids cost no query each (security review, low 16: otherwise every request with a
 // random `wrt_<key id>_…` is a store read, an unauthenticated amplifier). The process keeps the
@@ -27,8 +30,10 @@ import { authenticatedAgentOf, scopeList, type AuthenticatedAgent } from './view
 // another instance is known here within `knownIdsSyncIntervalMs` of its first use.
 
 export interface AgentAuthOptions {
-  /** How long a verified key's row and grants are reused before they are read again, in ms. */
+  /** Without an invalidation feed: how long a verified key's row and grants are reused before they are read again, in ms. */
   cacheTtlMs: number;
+  /** With a feed: the longest an entry is served before it is read again, invalidated or not, in ms. */
+  cacheMaxAgeMs?: number;
   /** last_used_at is written at most once per this interval per agent, in ms. */
   touchIntervalMs: number;
   /** Most keys held in the cache; the oldest entry goes first. */
@@ -87,6 +92,8 @@ export function createAgentAuthenticator(deps: {
   clock: { now(): number };
   logger: Logger;
   options: AgentAuthOptions;
+  /** The invalidation feed's freshness (invalidation.ts): absent, entries expire after `cacheTtlMs`. */
+  current?: () => boolean;
 }) {
   const { repo, clock, logger, options } = deps;
   const cache = new Map<string, Entry>();
@@ -97,6 +104,9 @@ export function createAgentAuthenticator(deps: {
   const pendingWrites = new Set<Promise<void>>();
   /** Bumped by every invalidation: a load that started before it must not fill the cache. */
   let epoch = 0;
+  const current = deps.current;
+  /** How old a cached entry may be served: 0 (read the store) while the feed is not current. */
+  const maxAge = current ? () => (current() ? (options.cacheMaxAgeMs ?? 60_000) : 0) : () => options.cacheTtlMs;
 
   /** Key ids that exist in the store (as of the last look, plus those created here). */
   const known = new Set<string>();
@@ -181,7 +191,7 @@ export function createAgentAuthenticator(deps: {
       const key = parseApiKey(bearer);
       if (!key) throw unauthenticated('the API key is malformed');
       let entry = cache.get(key.keyId);
-      if (!entry || clock.now() - entry.loadedAt >= options.cacheTtlMs) entry = (await mayExist(key.keyId)) ? await loadOnce(key.keyId) : undefined;
+      if (!entry || clock.now() - entry.loadedAt >= maxAge()) entry = (await mayExist(key.keyId)) ? await loadOnce(key.keyId) : undefined;
       const presented = Buffer.from(hashSecret(key.secret), 'base64url');
       if (!entry) {
         sameHash(presented, DUMMY_KEY_BYTES);

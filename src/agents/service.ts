@@ -16,9 +16,11 @@ import { scopeList, viewOf, type AgentView } from './view.ts';
 import { NO_TAGS, tagColumns, tagPatchProblem, type TagFilter, type TagPatch } from '../util/tags.ts';
 
 /** Every option of the agent service and its default. */
-export const agentDefaults: AgentAuthOptions & { maxGrants: number; maxNameLength: number } = {
-  /** A verified key is reused from memory this long; also the most a revocation made on another instance takes to bite. */
+export const agentDefaults: AgentAuthOptions & { cacheMaxAgeMs: number; maxGrants: number; maxNameLength: number } = {
+  /** Without an invalidation feed, a verified key is reused from memory this long: the most a revocation made on another instance takes to bite. */
   cacheTtlMs: 5_000,
+  /** With a feed (every Warrant instance), an entry lives until invalidated, re-read after this at most. */
+  cacheMaxAgeMs: 60_000,
   /** last_used_at is written at most once a minute per agent. */
   touchIntervalMs: 60_000,
   cacheMaxEntries: 10_000,
@@ -52,7 +54,7 @@ export interface AgentServiceDeps {
    * Carries key invalidations to the other instances (invalidation.ts): a revocation made here
    * stops the key there too, within a second, not when their cache entry ages out.
    */
-  invalidations?: Pick<KeyInvalidations, 'publish' | 'subscribe'>;
+  invalidations?: Pick<KeyInvalidations, 'publish' | 'subscribe'> & Partial<Pick<KeyInvalidations, 'current'>>;
   /** The orphan sweep's lock (orphans.ts): spares instances the same scan. */
   locks?: Pick<Locks, 'withLock'>;
   /** WARRANT_AGENT_IDLE_DAYS, WARRANT_ORPHAN_POLICY and the sweep's pace (orphans.ts). */
@@ -63,7 +65,7 @@ export function createAgentService(deps: AgentServiceDeps) {
   const { store, audit, bus, clock } = deps;
   const options = { ...agentDefaults, ...deps.options };
   const repo = createAgentsRepo(store.db, store.dialect);
-  const auth = createAgentAuthenticator({ repo, clock, logger: deps.logger, options });
+  const auth = createAgentAuthenticator({ repo, clock, logger: deps.logger, options, current: deps.invalidations?.current });
   const sharesRepo = createSharesRepo(store.db);
   // What another instance invalidated (or this one, echoed back): dropped here too.
   deps.invalidations?.subscribe((keyIds) => (keyIds ? keyIds.forEach((k) => auth.invalidate(k)) : auth.invalidate()));
@@ -262,7 +264,7 @@ export function createAgentService(deps: AgentServiceDeps) {
 
     /**
      * Revokes the agent: its key stops working at once on this instance, within a second on
-     * others (invalidation.ts; the cache TTL is the bound only while the store and Redis are away). Idempotent: revoking a revoked agent answers its view again (200), with the
+     * others (invalidation.ts; while the feed cannot be read, the cache is not served). Idempotent: revoking a revoked agent answers its view again (200), with the
      * first revocation's time, and writes no second audit entry.
      */
     /** Announces orphans (`agent.orphaned`) and applies WARRANT_ORPHAN_POLICY; started by Warrant's listen(). */

@@ -11,7 +11,7 @@ export function serveCommand(): Command {
       'after',
       '\nEnvironment: WARRANT_PORT, WARRANT_HOST, WARRANT_PUBLIC_URL, WARRANT_ADMIN_TOKEN, WARRANT_MASTER_KEY,\n' +
         'WARRANT_DATA_DIR, DATABASE_URL, REDIS_URL, WARRANT_PROVIDERS, WARRANT_LOG_LEVEL, WARRANT_DB_POOL_SIZE,\n' +
-        'WARRANT_SHUTDOWN_GRACE_SECONDS, WARRANT_METRICS_TOKEN, WARRANT_SCIM_TOKEN (SCIM 2.0 at /scim/v2; unset: off),\n' +
+        'WARRANT_AUDIT_WRITE_DEADLINE_MS, WARRANT_SHUTDOWN_GRACE_SECONDS, WARRANT_METRICS_TOKEN, WARRANT_SCIM_TOKEN (SCIM 2.0 at /scim/v2; unset: off),\n' +
         'WARRANT_ALLOW_INSECURE_HTTP, WARRANT_CONFIG (file).\n' +
         'Exit codes: 0 clean shutdown; 1 error, or in-flight work abandoned at shutdown; 78 the key ring cannot open the store,\n' +
         'or the data dir or key file is readable by other users.',

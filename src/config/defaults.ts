@@ -24,6 +24,8 @@ export const defaults = {
   dbPoolSize: 20,
   /** WARRANT_DB_ACQUIRE_TIMEOUT_MS: longest wait for a pooled PostgreSQL connection; past it the request answers 503 `unavailable`. */
   dbAcquireTimeoutMs: 5_000,
+  /** WARRANT_AUDIT_WRITE_DEADLINE_MS: an audit entry unwritten this long makes calls answer 503 `unavailable` until the backlog is written (fail closed); PostgreSQL audit writes are cancelled past it and retried. */
+  auditWriteDeadlineMs: 5_000,
   /** WARRANT_SHUTDOWN_GRACE_SECONDS: on SIGTERM, drain in-flight work this long, then abandon it (exit code 1). */
   shutdownGraceSeconds: 10,
   /** WARRANT_AGENT_RATE_PER_SECOND: proxied calls, token exports and leases per second per agent (0 = off). */

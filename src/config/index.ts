@@ -45,6 +45,7 @@ const variables = {
   WARRANT_SCHEDULER_INTERVAL_MS: positiveInt,
   WARRANT_DB_POOL_SIZE: positiveInt,
   WARRANT_DB_ACQUIRE_TIMEOUT_MS: positiveInt,
+  WARRANT_AUDIT_WRITE_DEADLINE_MS: positiveInt,
   WARRANT_SHUTDOWN_GRACE_SECONDS: z.coerce.number().min(0).max(3600),
   WARRANT_LOG_FORMAT: z.enum(['json', 'pretty']),
   WARRANT_AGENT_RATE_PER_SECOND: nonNegative,
@@ -105,6 +106,8 @@ export interface Config {
   dbPoolSize: number;
   /** Longest wait for a pooled PostgreSQL connection before answering 503 `unavailable`. */
   dbAcquireTimeoutMs: number;
+  /** An audit entry unwritten this long makes the proxy refuse calls (503) until the backlog is written; also the audit writes' statement timeout. */
+  auditWriteDeadlineMs: number;
   /** SIGTERM: drain in-flight work this long, then abandon it and exit non-zero. */
   shutdownGraceSeconds: number;
   /** Unset: pretty on a TTY, JSON otherwise. */
@@ -201,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     schedulerIntervalMs: parsed.WARRANT_SCHEDULER_INTERVAL_MS ?? defaults.schedulerIntervalMs,
     dbPoolSize: parsed.WARRANT_DB_POOL_SIZE ?? defaults.dbPoolSize,
     dbAcquireTimeoutMs: parsed.WARRANT_DB_ACQUIRE_TIMEOUT_MS ?? defaults.dbAcquireTimeoutMs,
+    auditWriteDeadlineMs: parsed.WARRANT_AUDIT_WRITE_DEADLINE_MS ?? defaults.auditWriteDeadlineMs,
     shutdownGraceSeconds: parsed.WARRANT_SHUTDOWN_GRACE_SECONDS ?? defaults.shutdownGraceSeconds,
     logFormat: parsed.WARRANT_LOG_FORMAT,
     redirectPerProvider: parsed.WARRANT_REDIRECT_PER_PROVIDER === '1' || parsed.WARRANT_REDIRECT_PER_PROVIDER === 'true',

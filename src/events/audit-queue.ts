@@ -17,6 +17,13 @@ export interface AuditQueueOptions {
    * calls cannot hold the capacity every other agent needs. Default: a twentieth of the capacity.
    */
   perKeyCapacity?: number;
+  /**
+   * An entry unwritten for longer than this (ms) makes the queue refuse reservations until its
+   * backlog is written (WARRANT_AUDIT_WRITE_DEADLINE_MS). Default 5000.
+   */
+  writeDeadlineMs?: number;
+  /** The clock the deadline is measured with (epoch ms). */
+  now?: () => number;
 }
 
 export interface Reservation {
@@ -31,8 +38,10 @@ export interface Reservation {
  * a request reserves its slot before it does anything (so a full queue refuses the call up
  * front), commits its entry when done, and entries are written in batches, one transaction
  * each, retried until written. While writes keep failing the queue refuses new reservations:
- * the proxy stops rather than run unaudited. A reservation made for a key (the agent) counts
- * against that key's share until it is committed or cancelled.
+ * the proxy stops rather than run unaudited. So does an entry left unwritten past the write
+ * deadline (a store that hangs rather than fails), until everything held is written: entries are
+ * never dropped. A reservation made for a key (the agent) counts against that key's share until
+ * it is committed or cancelled.
  */
 export function createAuditQueue(opts: AuditQueueOptions) {
   const capacity = opts.capacity ?? 10_000;
@@ -40,7 +49,12 @@ export function createAuditQueue(opts: AuditQueueOptions) {
   const flushIntervalMs = opts.flushIntervalMs ?? 25;
   const failLimit = opts.failuresBeforeRefusing ?? 3;
   const perKey = Math.max(1, opts.perKeyCapacity ?? Math.floor(capacity / 20));
+  const deadlineMs = opts.writeDeadlineMs ?? 5_000;
+  const now = opts.now ?? Date.now;
   const pending: AuditInput[] = [];
+  /** When each pending entry was committed (same order as `pending`). */
+  const pendingAt: number[] = [];
+  let overdue = false;
   const heldBy = new Map<string, number>();
   let reserved = 0;
   let failures = 0;
@@ -58,7 +72,12 @@ export function createAuditQueue(opts: AuditQueueOptions) {
       try {
         await opts.audit.append(batch);
         pending.splice(0, batch.length);
+        pendingAt.splice(0, batch.length);
         failures = 0;
+        if (overdue && !pending.length) {
+          overdue = false;
+          opts.logger.warn('audit backlog written; accepting calls again');
+        }
       } catch (err) {
         failures++;
         opts.logger.error({ err: (err as Error).message, pending: pending.length, failures }, 'audit write failed; will retry');
@@ -66,6 +85,15 @@ export function createAuditQueue(opts: AuditQueueOptions) {
         await new Promise((r) => setTimeout(r, Math.min(5_000, 50 * 2 ** failures)));
       }
     }
+  }
+
+  /** Past the deadline: refusing until the backlog is written (checked on use, so a hung write cannot hide it). */
+  function isOverdue(): boolean {
+    if (!overdue && pendingAt.length && now() - pendingAt[0]! > deadlineMs) {
+      overdue = true;
+      opts.logger.error({ pending: pending.length, deadline_ms: deadlineMs }, 'audit entries unwritten past the deadline; refusing calls until they are written');
+    }
+    return overdue;
   }
 
   function flush(): Promise<void> {
@@ -85,7 +113,7 @@ export function createAuditQueue(opts: AuditQueueOptions) {
      * (an agent id) already holds its share (`hasShareLeft` tells which).
      */
     reserve(key?: string): Reservation | undefined {
-      if (closed || failures >= failLimit || pending.length + reserved >= capacity) return undefined;
+      if (closed || failures >= failLimit || pending.length + reserved >= capacity || isOverdue()) return undefined;
       const held = key === undefined ? 0 : (heldBy.get(key) ?? 0);
       if (held >= perKey) return undefined;
       reserved++;
@@ -104,6 +132,7 @@ export function createAuditQueue(opts: AuditQueueOptions) {
           if (done) return;
           release();
           pending.push(entry);
+          pendingAt.push(now());
           if (pending.length >= batchSize) void flush();
           else schedule();
         },
@@ -117,7 +146,8 @@ export function createAuditQueue(opts: AuditQueueOptions) {
     hasShareLeft: (key: string) => (heldBy.get(key) ?? 0) < perKey,
     /** Slots one key may hold at once. */
     perKeyCapacity: perKey,
-    healthy: () => !closed && failures < failLimit,
+    /** Taking reservations: not closed, writes not failing, nothing unwritten past the deadline. */
+    healthy: () => !closed && failures < failLimit && !isOverdue(),
     depth: () => pending.length + reserved,
     flush,
     /** Writes what is pending; later reservations are refused. */

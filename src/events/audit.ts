@@ -1,8 +1,10 @@
 import { Worker } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
+import type pg from 'pg';
 import { GENESIS, chainRows, entryHolds, sealHolds, sealOf, type ChainKey, type ChainRow } from './chain.ts';
 import { writeOutbox } from './outbox.ts';
 import { exportPage, type ExportPage, type ExportQuery } from './export.ts';
+import { CHAIN_LOCK, createPgAuditWriter } from './audit-pg.ts';
 import { sql } from 'kysely';
 import type { Db, Dialect, AuditEventRow } from '../store/index.ts';
 
@@ -31,9 +33,6 @@ export interface AuditEntry extends Required<Omit<AuditInput, 'subject'>> {
   hash: string;
   prev_hash: string;
 }
-
-// Arbitrary constant: the advisory lock that serializes appends to the chain on PostgreSQL.
-const CHAIN_LOCK = 0x5741_5252;
 
 /**
  * Serializes writers of the chain head. Keyed by schema too: each Warrant schema on a shared server
@@ -97,24 +96,51 @@ export function createAuditLog(deps: {
   sqliteFile?: string;
   /** The chain key (loadChainKey). Without it (tests, tools) entries are unkeyed, as before keying. */
   chain?: ChainKey;
+  /**
+   * PostgreSQL: a pool of the audit writer's own (store.sidePool). Appends outside a caller's
+   * transaction then go through it, one round trip per batch (audit-pg.ts), each statement cancelled
+   * past `writeTimeoutMs`. Without it they run in a transaction on `db`, as before.
+   */
+  pgPool?: pg.Pool;
+  /** statement_timeout of the writer's statements (default 5000). */
+  writeTimeoutMs?: number;
+  /** Called with each statement the PostgreSQL writer runs (as the store's own hook: bench/proxy.ts --count-queries). */
+  onQuery?: (sql: string) => void;
 }) {
   const { db, dialect, chain } = deps;
 
   const entriesOf = (rows: (ChainRow & { seq: number })[], inputs: AuditInput[]): AuditEntry[] =>
     rows.map((r, i) => ({ ...r, data: inputs[i]!.data ?? {} }));
 
-  async function appendIn(trx: Db, inputs: AuditInput[]): Promise<AuditEntry[]> {
+  async function appendRows(trx: Db, inputs: AuditInput[]): Promise<(ChainRow & { seq: number })[]> {
     await lockChain(trx, dialect);
-    const last = await trx.selectFrom('audit_events').select('hash').orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const last = await trx.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
     const rows = chainRows(last?.hash ?? GENESIS, inputs, deps.now, chain?.key);
-    // One multi-row statement; RETURNING gives the seqs in insertion order on both dialects.
-    const inserted = await trx.insertInto('audit_events').values(rows).returning('seq').execute();
-    if (chain) await writeSeal(trx, chain, { seq: Number(inserted.at(-1)!.seq), id: rows.at(-1)!.id, hash: rows.at(-1)!.hash });
+    let written: (ChainRow & { seq: number })[];
+    if (dialect === 'postgres') {
+      // Explicit seqs, head + 1 on, as the one-statement writer gives them (audit-pg.ts): its
+      // primary-key conflict is how it learns that the head moved. The sequence follows.
+      const from = Number(last?.seq ?? 0) + 1;
+      written = rows.map((r, i) => ({ ...r, seq: from + i }));
+      await trx.insertInto('audit_events').values(written).execute();
+      await sql`select setval(pg_get_serial_sequence('audit_events', 'seq'), ${written.at(-1)!.seq})`.execute(trx);
+    } else {
+      // One multi-row statement; RETURNING gives the seqs in insertion order.
+      const inserted = await trx.insertInto('audit_events').values(rows).returning('seq').execute();
+      written = rows.map((r, i) => ({ ...r, seq: Number(inserted[i]!.seq) }));
+    }
+    const newest = written.at(-1)!;
+    if (chain) await writeSeal(trx, chain, { seq: newest.seq, id: newest.id, hash: newest.hash });
     await writeOutbox(trx, rows, deps.now());
-    return entriesOf(rows.map((r, i) => ({ ...r, seq: Number(inserted[i]!.seq) })), inputs);
+    return written;
   }
+  const appendIn = async (trx: Db, inputs: AuditInput[]) => entriesOf(await appendRows(trx, inputs), inputs);
 
   const writer = deps.sqliteFile ? createWriterThread(deps.sqliteFile, chain?.key) : undefined;
+  const pgWriter =
+    dialect === 'postgres' && deps.pgPool
+      ? createPgAuditWriter({ pool: deps.pgPool, chain, now: deps.now, statementTimeoutMs: deps.writeTimeoutMs ?? 5_000, appendIn: appendRows, onQuery: deps.onQuery })
+      : undefined;
 
   /** After a walk that held: does the sealed head name an entry that is still there, unchanged? */
   async function checkSeal(key: ChainKey, last: { seq: number; id: string } | undefined): Promise<{ at: { seq: number; id?: string }; reason: AuditBreak } | undefined> {
@@ -138,6 +164,7 @@ export function createAuditLog(deps: {
       if (!list.length) return [];
       if (trx) return appendIn(trx, list);
       if (writer) return entriesOf(await writer.append(list), list);
+      if (pgWriter) return entriesOf(await pgWriter.append(list), list);
       return db.transaction().execute((t) => appendIn(t, list));
     },
 
@@ -156,9 +183,10 @@ export function createAuditLog(deps: {
     /** One page for exporters, from a cursor (export.ts; GET /v1/audit/export). */
     exportPage: (q: ExportQuery): Promise<ExportPage> => exportPage(db, q),
 
-    /** Stops the embedded writer thread (pending appends finish first). */
+    /** Stops the embedded writer thread or the PostgreSQL writer's pool (pending appends finish first). */
     async close(): Promise<void> {
       await writer?.close();
+      await pgWriter?.close();
     },
 
     /**

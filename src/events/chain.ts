@@ -40,16 +40,30 @@ export interface ChainKey {
 
 type Hashed = Pick<ChainRow, 'id' | 'at' | 'type' | 'actor' | 'subject' | 'data'>;
 
+// Hashed text: the output must stay byte for byte what the chain has always hashed, including
+// the odd cases (an array hole or a function in an array gives an empty item, in an object `undefined`).
+// Written as loops because it runs for every audit entry.
 export function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value)
-      .sort()
-      .filter((k) => (value as Record<string, unknown>)[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value ?? null);
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      if (i in value) out += (canonical(value[i]) as string | undefined) ?? '';
+    }
+    return `${out}]`;
   }
-  return JSON.stringify(value ?? null);
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  let out = '{';
+  let first = true;
+  for (const k of keys) {
+    if (obj[k] === undefined) continue;
+    if (!first) out += ',';
+    first = false;
+    out += `${JSON.stringify(k)}:${canonical(obj[k])}`;
+  }
+  return `${out}}`;
 }
 
 const material = (prev: string, e: Hashed) => JSON.stringify([prev, e.id, e.at, e.type, e.actor, e.subject, e.data]);

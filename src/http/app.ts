@@ -19,6 +19,8 @@ export interface AppDeps {
   catalog: Map<string, Provider>;
   /** Is the store reachable? Throws when not. */
   ping(): Promise<void>;
+  /** Is the audit queue taking calls (writes not failing, nothing unwritten past the deadline)? /readyz answers 503 when not. */
+  auditAccepting?(): boolean;
   /** Is this the admin token? (re-read from the store, so a reset applies without a restart) */
   verifyAdminToken(token: string): boolean | Promise<boolean>;
   /**

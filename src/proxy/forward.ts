@@ -92,6 +92,8 @@ interface Outcome {
   code?: string;
 }
 
+const CLIENT_IP_CACHE_MAX = 1024;
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function injectToken(provider: Provider, url: URL, headers: Record<string, string | string[]>, token: string): void {
@@ -111,16 +113,55 @@ export function createForwarder(deps: {
   /** Keys `client_ip` in the audit (events/audit-hmac.ts); without it the address is not recorded. */
   auditHmac?: AuditHmac;
   settings?: Partial<ProxySettings>;
-  /** How long connection metadata is cached; status changes reach the proxy within this time. */
+  /**
+   * Without `changes`: how long connection metadata is cached, the bound on a change reaching the
+   * proxy. With it: the longest an entry is served before it is read again (default 60 s).
+   */
   metaTtlMs?: number;
+  /** Connection changes from every instance (agents/invalidation.ts): cached metadata lives until its id is announced. */
+  changes?: { subscribe(handler: (ids: string[] | undefined) => void): () => void; current(): boolean };
+  /** Most connections whose metadata is held; the oldest goes first. */
+  metaMaxEntries?: number;
 }) {
   const settings = { ...defaultProxySettings, ...deps.settings };
-  const metaTtlMs = deps.metaTtlMs ?? 2_000;
+  const changes = deps.changes;
+  const metaTtlMs = deps.metaTtlMs ?? (changes ? 60_000 : 2_000);
+  const metaMaxEntries = deps.metaMaxEntries ?? 50_000;
   const metaCache = new Map<string, ConnectionMeta>();
+  /** Loads in flight per connection: a burst of cold calls makes one read. */
+  const metaLoading = new Map<string, Promise<ConnectionMeta>>();
+  /** Bumped by every invalidation: a load that started before it must not fill the cache. */
+  let metaEpoch = 0;
+  const dropMeta = (ids: string[] | undefined) => {
+    metaEpoch++;
+    if (!ids) {
+      metaCache.clear();
+      metaLoading.clear();
+    } else {
+      for (const id of ids) {
+        metaCache.delete(id);
+        metaLoading.delete(id);
+      }
+    }
+  };
+  changes?.subscribe(dropMeta);
 
-  async function meta(id: string): Promise<ConnectionMeta> {
+  function meta(id: string): Promise<ConnectionMeta> | ConnectionMeta {
     const hit = metaCache.get(id);
-    if (hit && Date.now() - hit.at < metaTtlMs) return hit;
+    // While the feed is not current (store slow or away), every call reads the row: fail safe.
+    if (hit && Date.now() - hit.at < metaTtlMs && (!changes || changes.current())) return hit;
+    let p = metaLoading.get(id);
+    if (!p) {
+      p = loadMeta(id).finally(() => {
+        if (metaLoading.get(id) === p) metaLoading.delete(id);
+      });
+      metaLoading.set(id, p);
+    }
+    return p;
+  }
+
+  async function loadMeta(id: string): Promise<ConnectionMeta> {
+    const startedIn = metaEpoch;
     const row = await deps.store.connections.get(id);
     if (!row) throw notFound(`connection ${id}`);
     const provider = deps.catalog.get(row.provider);
@@ -130,8 +171,24 @@ export function createForwarder(deps: {
     const params = JSON.parse(row.params) as Record<string, string>;
     const fill = (template: string) => fillTemplate(template, params, provider);
     const m = { row, provider, bases: createApiBases(fill(env.api_base_url), env.api_hosts, fill), apiHeaders: apiHeadersOrProblem(provider, params), at: Date.now() };
-    metaCache.set(id, m);
+    if (startedIn === metaEpoch) {
+      metaCache.delete(id);
+      metaCache.set(id, m);
+      if (metaCache.size > metaMaxEntries) metaCache.delete(metaCache.keys().next().value!);
+    }
     return m;
+  }
+
+  // An HMAC per call (a key import and two SHA-256 passes) for a value that repeats: agents call
+  // from few addresses. Bounded; when full it starts over.
+  const clientIpMacs = new Map<string, string>();
+  function clientIpMac(ip: string, hmac: AuditHmac): string {
+    let mac = clientIpMacs.get(ip);
+    if (mac === undefined) {
+      if (clientIpMacs.size >= CLIENT_IP_CACHE_MAX) clientIpMacs.clear();
+      clientIpMacs.set(ip, (mac = hmac('client_ip', ip)));
+    }
+    return mac;
   }
 
   async function forward(req: ProxyRequest): Promise<ProxyResponse> {
@@ -164,7 +221,7 @@ export function createForwarder(deps: {
           refreshed: outcome.refreshed,
           duration_ms: Math.round((performance.now() - started) * 10) / 10,
           request_id: req.requestId,
-          ...(req.clientIp && deps.auditHmac ? { client_ip: deps.auditHmac('client_ip', req.clientIp) } : {}),
+          ...(req.clientIp && deps.auditHmac ? { client_ip: clientIpMac(req.clientIp, deps.auditHmac) } : {}),
         },
       });
     }
@@ -395,7 +452,7 @@ export function createForwarder(deps: {
     forward,
     /** Drop cached metadata (after a revoke or re-connect on this instance). */
     invalidate(id: string) {
-      metaCache.delete(id);
+      dropMeta([id]);
     },
   };
 }

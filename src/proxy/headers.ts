@@ -27,7 +27,10 @@ const none: ReadonlySet<string> = new Set();
 
 /** Fields a `Connection` header names are hop-by-hop too (RFC 9110 §7.6.1). */
 function namedByConnection(headers: Record<string, unknown>): ReadonlySet<string> {
-  if (headers.connection === undefined) return none;
+  const value = headers.connection;
+  if (value === undefined) return none;
+  // The usual value names a field dropped anyway: no set to build on every call.
+  if (typeof value === 'string' && value.toLowerCase() === 'keep-alive') return none;
   return new Set(
     String(headers.connection ?? '')
       .split(',')
@@ -39,7 +42,8 @@ function namedByConnection(headers: Record<string, unknown>): ReadonlySet<string
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const listed = namedByConnection(incoming);
-  for (const [name, value] of Object.entries(incoming)) {
+  for (const name in incoming) {
+    const value = incoming[name];
     if (value === undefined) continue;
     const n = name.toLowerCase();
     if (hopByHop.has(n) || agentOnly.has(n) || listed.has(n) || n.startsWith('x-forwarded-') || n.startsWith('warrant-')) continue;
@@ -52,7 +56,8 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders): Record<st
 export function agentResponseHeaders(upstream: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const listed = namedByConnection(upstream);
-  for (const [name, value] of Object.entries(upstream)) {
+  for (const name in upstream) {
+    const value = upstream[name];
     if (value === undefined) continue;
     const n = name.toLowerCase();
     if ((hopByHop.has(n) && n !== 'content-length') || listed.has(n) || n === 'set-cookie' || n.startsWith('warrant-')) continue;

@@ -71,27 +71,37 @@ export function globSegments(glob: string): string[] {
  * table, so rules with many `**` are cheap.
  */
 export function globMatches(glob: readonly string[], segments: readonly PathSegment[]): boolean {
-  // can[j]: glob[0..i) matches segments[0..j)
-  let can: boolean[] = Array.from({ length: segments.length + 1 }, (_, j) => j === 0);
+  // can[j]: glob[0..i) matches segments[0..j); two rows, swapped after each glob segment.
+  const n = segments.length;
+  let can: boolean[] = new Array<boolean>(n + 1).fill(false);
+  let next: boolean[] = new Array<boolean>(n + 1).fill(false);
+  can[0] = true;
   for (const g of glob) {
-    const next: boolean[] = new Array<boolean>(segments.length + 1).fill(false);
     if (g === '**') {
       let seen = false;
-      for (let j = 0; j <= segments.length; j++) next[j] = seen ||= can[j]!;
+      for (let j = 0; j <= n; j++) next[j] = seen ||= can[j]!;
     } else {
-      for (let j = 1; j <= segments.length; j++) {
+      next[0] = false;
+      for (let j = 1; j <= n; j++) {
         const s = segments[j - 1]!;
         next[j] = can[j - 1]! && s !== null && (g === '*' ? s !== '' : s === g);
       }
     }
+    const done = can;
     can = next;
+    next = done;
   }
-  return can[segments.length]!;
+  return can[n]!;
 }
 
 /** Whether `method` is allowed by the rule's method(s): `*` allows all, `HEAD` is allowed where `GET` is. */
 export function methodMatches(rule: Pick<ScopeRule, 'method'>, method: string): boolean {
   const m = method.toUpperCase();
+  // One method (most rules): no arrays to build.
+  if (typeof rule.method === 'string') {
+    const r = rule.method.toUpperCase();
+    return r === '*' || r === m || (m === 'HEAD' && r === 'GET');
+  }
   const allowed = (Array.isArray(rule.method) ? rule.method : [rule.method]).map((x) => x.toUpperCase());
   return allowed.includes('*') || allowed.includes(m) || (m === 'HEAD' && allowed.includes('GET'));
 }
@@ -166,6 +176,19 @@ export function ruleMatches(rule: ScopeRule, method: string, path: string, query
   );
 }
 
+// Rule paths come from the catalog: split once, not on every call.
+const ruleSegmentsCache = new Map<string, readonly string[]>();
+const RULE_SEGMENTS_MAX = 10_000;
+
+function ruleSegments(path: string): readonly string[] {
+  let segments = ruleSegmentsCache.get(path);
+  if (!segments) {
+    if (ruleSegmentsCache.size >= RULE_SEGMENTS_MAX) ruleSegmentsCache.clear();
+    ruleSegmentsCache.set(path, (segments = globSegments(path)));
+  }
+  return segments;
+}
+
 /**
  * The first scope of `granted` (in that order) with a rule allowing `method` on `path` with
  * `query` (the raw query string sent upstream), or undefined: no grant, unknown scope or no
@@ -185,7 +208,7 @@ export function findGrantedScope(
   const allows = (rule: ScopeRule) =>
     rule.host === host &&
     methodMatches(rule, method) &&
-    globMatches(globSegments(rule.path), segments) &&
+    globMatches(ruleSegments(rule.path), segments) &&
     (rule.query === undefined || queryAllows(rule.query, (params ??= queryParams(query))));
   for (const scope of granted) {
     if (!Object.hasOwn(scopeRules, scope)) continue; // not `constructor`, `__proto__` …

@@ -95,14 +95,20 @@ const SCHEME_SEGMENT = /^\/[A-Za-z][A-Za-z0-9+.-]*:\//;
 
 /** The head of a segment a server might resolve as "." or "..": before any `;param`, `?` or `#`, trimmed. */
 function isDotSegment(segment: string): boolean {
+  if (!segment.includes('.')) return false;
   const head = segment.split(/[;?#]/, 1)[0]!.trim();
   return head.length > 0 && /^\.+$/.test(head);
 }
 
 const refuse = (detail: string) => invalidRequest('path', detail);
 
+/** Letters, digits, `_`, `-` and `/`: nothing to decode, fold or normalise, no dot, no `@`, no scheme. */
+const PLAIN_PATH = /^[A-Za-z0-9_/-]*$/;
+
 /** Throws `invalid_request` (field `path`) unless `path` (starting with '/') stays under the base however it is decoded. */
 function validate(raw: string, options: TargetOptions): void {
+  // The common case: every check below passes for such a path, except a leading '//'.
+  if (PLAIN_PATH.test(raw) && !raw.startsWith('//')) return;
   const decoded = decodeLayers(raw, MAX_DECODE_LAYERS);
   if (decoded.layers > MAX_DECODE_LAYERS) throw refuse('is percent-encoded too many times over');
   if (decoded.invalid) throw refuse('has percent-escapes that are not valid UTF-8');
@@ -141,6 +147,21 @@ function parseBase(apiBaseUrl: string): URL {
   return base;
 }
 
+/** Parsed API bases, by their text: a connection's base is the same on every call. Never mutated. */
+const parsedBases = new Map<string, { base: URL; basePath: string }>();
+const PARSED_BASES_MAX = 1024;
+
+function parsedBase(apiBaseUrl: string): { base: URL; basePath: string } {
+  let hit = parsedBases.get(apiBaseUrl);
+  if (!hit) {
+    const base = parseBase(apiBaseUrl);
+    hit = { base, basePath: base.pathname.replace(/\/+$/, '') };
+    if (parsedBases.size >= PARSED_BASES_MAX) parsedBases.clear();
+    parsedBases.set(apiBaseUrl, hit);
+  }
+  return hit;
+}
+
 /** `pathname` is `basePath` itself or lies under it (`basePath` without trailing slashes, '' for the root). */
 function isUnder(pathname: string, basePath: string): boolean {
   return pathname === basePath || pathname.startsWith(`${basePath}/`);
@@ -151,8 +172,7 @@ function isUnder(pathname: string, basePath: string): boolean {
  * which is what policy checks must use. See `resolveTarget`.
  */
 export function resolveTargetWithPath(apiBaseUrl: string, rawPath: string, rawQuery?: string, options: TargetOptions = {}): ResolvedTarget {
-  const base = parseBase(apiBaseUrl);
-  const basePath = base.pathname.replace(/\/+$/, '');
+  const { base, basePath } = parsedBase(apiBaseUrl);
 
   let forwarded = '';
   if (rawPath !== '') {
@@ -173,7 +193,8 @@ export function resolveTargetWithPath(apiBaseUrl: string, rawPath: string, rawQu
   url.hash = '';
   // The pathname setter cannot touch the host, whatever the string holds.
   url.pathname = forwarded === '' ? base.pathname : basePath + forwarded;
-  const query = [base.search.slice(1), rawQuery ?? ''].filter((q) => q !== '').join('&');
+  const baseQuery = base.search.slice(1);
+  const query = baseQuery === '' ? (rawQuery ?? '') : rawQuery ? `${baseQuery}&${rawQuery}` : baseQuery;
   url.search = query === '' ? '' : `?${query}`;
 
   // Defence in depth: whatever the parsing above did, the result must still be under the base.

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, sql, type DatabaseConnection, type Driver, type Migration } from 'kysely';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, SqliteDriver, sql, type DatabaseConnection, type Driver, type KyselyConfig, type Migration } from 'kysely';
 import type { Database } from './schema.ts';
 import { ensurePrivateDir, ensurePrivateFile } from '../util/file-modes.ts';
 import * as m001 from './migrations/001_initial.ts';
@@ -74,6 +74,8 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** Longest wait for a pooled PostgreSQL connection. */
   acquireTimeoutMs?: number;
+  /** Called with each statement run through the store's Kysely instance (bench/proxy.ts --count-queries). */
+  onQuery?: (sql: string) => void;
 }
 
 export interface OpenDatabase {
@@ -116,11 +118,17 @@ function pgPool(opts: DatabaseOptions, max: number): pg.Pool {
   return pool;
 }
 
+/** Kysely's `log` option when a statement hook is given; none otherwise (no cost). */
+function queryLog(opts: DatabaseOptions): { log?: KyselyConfig['log'] } {
+  const onQuery = opts.onQuery;
+  return onQuery ? { log: (event) => onQuery(event.query.sql) } : {};
+}
+
 export async function openDatabase(opts: DatabaseOptions): Promise<OpenDatabase> {
   if (opts.databaseUrl) {
     const schema = opts.pgSchema;
     if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('pgSchema must be a plain identifier');
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pgPool(opts, opts.poolSize ?? 10) }) });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pgPool(opts, opts.poolSize ?? 10) }), ...queryLog(opts) });
     if (schema) await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
     return { db, dialect: 'postgres', sidePool: (max) => pgPool(opts, max), close: () => db.destroy() };
   }
@@ -135,7 +143,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<OpenDatabase>
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma('busy_timeout = 5000');
   sqlite.pragma('synchronous = NORMAL');
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }), ...queryLog(opts) });
   return { db, dialect: 'sqlite', sqliteFile: file === ':memory:' ? undefined : file, close: () => db.destroy() };
 }
 

@@ -216,7 +216,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
       );
     });
     bus.publish(entries);
-    deps.tokens.invalidate(id);
+    await deps.tokens.invalidate(id);
     return (await store.connections.get(id))!;
   }
 
@@ -367,7 +367,7 @@ export function createConnectionService(deps: ConnectionServiceDeps) {
         ).then(async (revoked) => [...revoked, ...(opts.record ? await audit.append(await opts.record(report, row, trx), trx) : [])]);
       });
       bus.publish(entries);
-      deps.tokens.invalidate(id);
+      await deps.tokens.invalidate(id);
       report.deleted = true;
       return report;
     },

@@ -39,6 +39,8 @@ export function createReconnects(deps: {
   logger: Logger;
   timing: TimingSettings;
   linkTtlSeconds?: number;
+  /** Drops the connections' cached tokens and metadata on every instance (TokenService.invalidate). */
+  invalidate?: (...ids: string[]) => Promise<void>;
 }) {
   const { store, clock } = deps;
   const ttl = deps.linkTtlSeconds ?? RECONNECT_LINK_TTL_SECONDS;
@@ -116,6 +118,7 @@ export function createReconnects(deps: {
       );
     });
     deps.bus.publish(entries);
+    await deps.invalidate?.(connectionId, candidateId);
     return (await store.connections.get(connectionId))!;
   }
 

@@ -64,6 +64,18 @@ export interface TokenServiceDeps {
   reauthUrl(connection: ConnectionRow): Promise<string>;
   backoff?: { transient: BackoffSettings; misconfigured: BackoffSettings };
   onRefresh?(provider: string, outcome: 'ok' | 'terminal' | 'transient' | 'misconfigured'): void;
+  /**
+   * Connection changes from every instance (agents/invalidation.ts). With it, a cached token is
+   * dropped when its connection is announced (revoked, re-connected, imported, needing re-auth
+   * elsewhere), served at most `cacheMaxAgeMs`, and not served while the feed is not current;
+   * `invalidate` announces. Without it, this process's own invalidations only (as before).
+   */
+  changes?: {
+    subscribe(handler: (ids: string[] | undefined) => void): () => void;
+    publish(ids: string[]): Promise<void>;
+    current(): boolean;
+  };
+  cache?: { maxEntries?: number; maxAgeMs?: number };
 }
 
 interface Cached {
@@ -71,6 +83,8 @@ interface Cached {
   expiresAt: number | null;
   lifetimeMs: number | null;
   version: number;
+  /** performance.now() when it was stored. */
+  at: number;
 }
 
 const defaultBackoff = {
@@ -86,6 +100,19 @@ export function lifetimeOf(row: Pick<ConnectionRow, 'expires_at' | 'last_refresh
 export function createTokenService(deps: TokenServiceDeps) {
   const { store, locks, clock, timing } = deps;
   const cache = new Map<string, Cached>();
+  const cacheMaxEntries = deps.cache?.maxEntries ?? 50_000;
+  const cacheMaxAgeMs = deps.cache?.maxAgeMs ?? 60_000;
+  /** Bumped by every invalidation: a flow that read the store before it must not fill the cache. */
+  let epoch = 0;
+  const changes = deps.changes;
+  function drop(ids: string[] | undefined): void {
+    epoch++;
+    if (ids) for (const id of ids) cache.delete(id);
+    else cache.clear();
+  }
+  changes?.subscribe(drop);
+  /** Whether a cached token may be served without reading the connection's row. */
+  const trusted = (c: Cached) => !changes || (changes.current() && performance.now() - c.at < cacheMaxAgeMs);
   const inflight = new Map<string, Promise<FreshToken>>();
   // Locks and claims are short and kept alive while held: a holder that dies blocks the connection
   // for a few seconds at most. A waiter gives up after an IdP call's worth of time, twice.
@@ -113,9 +140,14 @@ export function createTokenService(deps: TokenServiceDeps) {
     return undefined;
   }
 
-  function remember(row: ConnectionRow, accessToken: string): Cached {
-    const c = { accessToken, expiresAt: row.expires_at, lifetimeMs: lifetimeOf(row), version: row.version };
-    cache.set(row.id, c);
+  /** Caches the token unless an invalidation came after `startedIn` (the flow's read may predate it). */
+  function remember(row: ConnectionRow, accessToken: string, startedIn: number): Cached {
+    const c = { accessToken, expiresAt: row.expires_at, lifetimeMs: lifetimeOf(row), version: row.version, at: performance.now() };
+    if (startedIn === epoch) {
+      cache.delete(row.id);
+      cache.set(row.id, c);
+      if (cache.size > cacheMaxEntries) cache.delete(cache.keys().next().value!);
+    }
     return c;
   }
 
@@ -128,25 +160,25 @@ export function createTokenService(deps: TokenServiceDeps) {
   });
 
   /** The stored token, if it satisfies the request as it stands. */
-  async function storedIfGood(row: ConnectionRow, minTtlMs: number, rejected?: string): Promise<FreshToken | undefined> {
+  async function storedIfGood(row: ConnectionRow, minTtlMs: number, startedIn: number, rejected?: string): Promise<FreshToken | undefined> {
     const now = clock.now();
     if (!isFresh(now, row.expires_at, lifetimeOf(row), minTtlMs, timing)) return undefined;
     const cached = cache.get(row.id);
     const accessToken =
       cached && cached.version === row.version ? cached.accessToken : await store.vault.get({ scope: 'connection', ref: row.id, field: 'access_token' });
     if (!accessToken || accessToken === rejected) return undefined;
-    return result(row.id, remember(row, accessToken), false);
+    return result(row.id, remember(row, accessToken, startedIn), false);
   }
 
   /**
    * The IdP is failing: the last token while it keeps a safety margin (and is not the one the
    * upstream just refused), else `refresh_unavailable` with the time until the next probe.
    */
-  async function staleOrUnavailable(row: ConnectionRow, rejected?: string, why?: string): Promise<FreshToken> {
+  async function staleOrUnavailable(row: ConnectionRow, startedIn: number, rejected?: string, why?: string): Promise<FreshToken> {
     const now = clock.now();
     if (staleServable(now, row.expires_at, lifetimeOf(row))) {
       const accessToken = await store.vault.get({ scope: 'connection', ref: row.id, field: 'access_token' });
-      if (accessToken && accessToken !== rejected) return result(row.id, remember(row, accessToken), false, true);
+      if (accessToken && accessToken !== rejected) return result(row.id, remember(row, accessToken, startedIn), false, true);
     }
     const stuck = !replayAllowed(row, providerOf(row), now);
     const retryAfter = stuck ? 60 : Math.max(1, Math.ceil((nextProbeAt(row) - now) / 1000));
@@ -185,23 +217,24 @@ export function createTokenService(deps: TokenServiceDeps) {
   async function flow(id: string, minTtlMs: number, req: TokenRequest): Promise<FreshToken> {
     const rejected = req.rejectedToken;
     const actor = req.actor ?? 'system';
+    const startedIn = epoch;
     const check = async (row: ConnectionRow | undefined) => {
       if (!row) throw notFound(`connection ${id}`);
       const bad = unusable(row);
       if (bad) throw await bad;
       const due = req.refreshedAtOrBefore !== undefined && (row.last_refreshed_at ?? row.created_at) <= req.refreshedAtOrBefore;
-      const good = due ? undefined : await storedIfGood(row, minTtlMs, rejected);
+      const good = due ? undefined : await storedIfGood(row, minTtlMs, startedIn, rejected);
       if (good) return good;
       if (req.force) return undefined;
       const now = clock.now();
-      if (!replayAllowed(row, providerOf(row), now)) return staleOrUnavailable(row, rejected);
+      if (!replayAllowed(row, providerOf(row), now)) return staleOrUnavailable(row, startedIn, rejected);
       if (row.next_attempt_at === null || row.next_attempt_at <= now) return undefined;
       // In backoff. An agent's request whose token is no longer safe may probe the IdP once per
       // interval (so calls heal within seconds of the IdP's return); the scheduler keeps its backoff.
       // A misconfigured client (status `error`) is not probed: only an operator's fix helps there.
       const probe = req.refreshedAtOrBefore === undefined && row.status === 'active' && now >= nextProbeAt(row);
       if (probe && (rejected !== undefined || !staleServable(now, row.expires_at, lifetimeOf(row)))) return undefined;
-      return staleOrUnavailable(row, rejected);
+      return staleOrUnavailable(row, startedIn, rejected);
     };
     const before = await check(await store.connections.get(id));
     if (before) return before;
@@ -216,16 +249,17 @@ export function createTokenService(deps: TokenServiceDeps) {
         }, claimLeaseMs / 3);
         try {
           const issued = await refresher.refresh(row, providerOf(row), claimed.claim, actor, req.force);
-          return result(id, remember(issued.row, issued.accessToken), issued.refreshed);
+          return result(id, remember(issued.row, issued.accessToken, startedIn), issued.refreshed);
         } catch (err) {
           if (!(err instanceof RefreshFailed)) throw err;
           const current = err.row;
           if (current.status === 'reauth_required') {
-            cache.delete(id);
+            // Every instance stops serving its cached token of this connection.
+            await invalidate(id);
             throw await reauthRequired(current);
           }
           const stale = err.failure.error === 'refresh_indeterminate' ? err.failure.message : undefined;
-          return staleOrUnavailable(current, rejected, stale);
+          return staleOrUnavailable(current, startedIn, rejected, stale);
         } finally {
           clearInterval(keepAlive);
         }
@@ -240,7 +274,7 @@ export function createTokenService(deps: TokenServiceDeps) {
   async function getFreshToken(id: string, req: TokenRequest = {}): Promise<FreshToken> {
     const minTtlMs = Math.max(0, (req.minTtlSeconds ?? 0) * 1000);
     const cached = req.refreshedAtOrBefore === undefined ? cache.get(id) : undefined;
-    if (cached && cached.accessToken !== req.rejectedToken && isFresh(clock.now(), cached.expiresAt, cached.lifetimeMs, minTtlMs, timing)) {
+    if (cached && trusted(cached) && cached.accessToken !== req.rejectedToken && isFresh(clock.now(), cached.expiresAt, cached.lifetimeMs, minTtlMs, timing)) {
       return result(id, cached, false);
     }
     const running = inflight.get(id);
@@ -259,12 +293,19 @@ export function createTokenService(deps: TokenServiceDeps) {
     return flight;
   }
 
+  /** Drops the connection here at once and announces it to every instance (never throws). */
+  async function invalidate(...ids: string[]): Promise<void> {
+    drop(ids);
+    await changes?.publish(ids);
+  }
+
   return {
     getFreshToken,
-    /** Forget the cached token of a connection (after import, revoke, re-connect). */
-    invalidate(id: string) {
-      cache.delete(id);
-    },
+    /**
+     * Forget the cached token and metadata of connections (after import, revoke, re-connect, a
+     * status change), on every instance; resolves once announced. Never throws.
+     */
+    invalidate,
     /** For tests and metrics. */
     cacheSize: () => cache.size,
   };

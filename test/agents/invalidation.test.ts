@@ -79,3 +79,64 @@ describe('agent key invalidations', () => {
     }
   });
 });
+
+describe('connection invalidations and the fail safe', () => {
+  let ts: TestStore;
+  const started: KeyInvalidations[] = [];
+  before(async () => {
+    ts = await openTestStore('sqlite');
+  });
+  after(async () => {
+    for (const i of started) await i.stop();
+    await ts?.cleanup();
+  });
+
+  test('connections travel on their own generation: keys are not dropped for them, nor the reverse', async () => {
+    const make = () => {
+      const inv = createKeyInvalidations({ store: ts.store, logger, now: Date.now, options: { pollIntervalMs: 50 } });
+      started.push(inv);
+      return inv;
+    };
+    const a = make();
+    const b = make();
+    const keys: (string[] | undefined)[] = [];
+    const connections: (string[] | undefined)[] = [];
+    b.subscribe((ids) => keys.push(ids));
+    b.connections.subscribe((ids) => connections.push(ids));
+    await a.start();
+    await b.start();
+    keys.length = connections.length = 0;
+    await a.connections.publish(['con_1']);
+    await eventually(() => connections.length > 0, 1_000, 10);
+    await new Promise((r) => setTimeout(r, 120));
+    assert.deepEqual(keys, [], 'a connection change drops no key');
+    connections.length = 0;
+    await a.publish(['k1']);
+    await eventually(() => keys.length > 0, 1_000, 10);
+    await new Promise((r) => setTimeout(r, 120));
+    assert.deepEqual(connections, [], 'a key change drops no connection');
+  });
+
+  test('current() only while the generations are read: false when reads fail, true again once they succeed', async () => {
+    let broken = false;
+    const db = new Proxy(ts.store.db, {
+      get(target, prop) {
+        if (prop !== 'selectFrom') return Reflect.get(target, prop, target);
+        if (broken) throw new Error('the store is away');
+        return target.selectFrom.bind(target);
+      },
+    });
+    const inv = createKeyInvalidations({ store: { settings: ts.store.settings, db }, logger, now: Date.now, options: { pollIntervalMs: 50, staleAfterMs: 200 } });
+    started.push(inv);
+    assert.equal(inv.current(), false, 'not before start');
+    await inv.start();
+    assert.equal(inv.current(), true);
+    broken = true;
+    await eventually(() => !inv.current(), 2_000, 10);
+    assert.equal(inv.connections.current(), false, 'one freshness for both topics');
+    broken = false;
+    await eventually(() => inv.current(), 2_000, 10);
+    await inv.stop();
+    assert.equal(inv.current(), false, 'not after stop');
+  });
+});

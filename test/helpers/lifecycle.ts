@@ -42,6 +42,8 @@ export interface LifecycleOptions {
   authzTtl?: WarrantOptions['authzTtl'];
   /** Warrant's clock (an injected one moves days ahead without waiting); the sandbox keeps real time. */
   now?: () => number;
+  /** Called with each statement the instance's store runs (counting queries). */
+  onStoreQuery?: WarrantOptions['onStoreQuery'];
 }
 
 export async function startLifecycle(opts: LifecycleOptions = {}): Promise<LifecycleEnv> {
@@ -65,7 +67,7 @@ export async function startLifecycle(opts: LifecycleOptions = {}): Promise<Lifec
   };
   if (pgSchema && !opts.shared) await createSchema(pgSchema);
   const logs = captureLogger(opts.logLevel ?? 'warn');
-  const warrant = await createWarrant(loadConfig(env), { logger: logs.logger, notice: () => {}, scheduler: opts.scheduler ?? false, authzTtl: opts.authzTtl, now: opts.now });
+  const warrant = await createWarrant(loadConfig(env), { logger: logs.logger, notice: () => {}, scheduler: opts.scheduler ?? false, authzTtl: opts.authzTtl, now: opts.now, onStoreQuery: opts.onStoreQuery });
   await warrant.listen();
   async function connectTo(provider: string, owner = 'alice@example.com', scopes = ['items:read', 'items:write']): Promise<string> {
     const session = await warrant.connect.createSession({ provider, owner, scopes });

@@ -158,7 +158,9 @@ describe('connection params: typed, checked where they enter, nothing sent on a 
     // A value that got into the store without the check (an older Warrant): refused, never filled in.
     const seen = counter.connections;
     await env.warrant.store.connections.update(id, { params: JSON.stringify({ realm_id: '../../admin?' }) });
-    await new Promise((r) => setTimeout(r, 2_100)); // the proxy's connection cache
+    // A direct edit announces nothing; every writer of connections does (TokenService.invalidate),
+    // and the proxy's metadata cache is kept until announced: announce it as a writer would.
+    await env.warrant.tokens.invalidate(id);
     const res = await call();
     const body = (await res.json()) as { code: string; param: string };
     assert.equal(res.status, 409, JSON.stringify(body));

@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { WarrantError } from '../../errors/index.ts';
 import { metricsGuard, type Metrics } from '../metrics.ts';
 
-export async function healthRoutes(app: FastifyInstance, deps: { ping(): Promise<void>; metrics: Metrics; metricsToken?: string }) {
+export async function healthRoutes(app: FastifyInstance, deps: { ping(): Promise<void>; auditAccepting?(): boolean; metrics: Metrics; metricsToken?: string }) {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const status = z.object({ status: z.literal('ok') });
 
@@ -28,7 +28,9 @@ export async function healthRoutes(app: FastifyInstance, deps: { ping(): Promise
       schema: {
         tags: ['health'],
         summary: 'Readiness',
-        description: 'Answers 200 when the store is reachable, 503 `unavailable` when it is not (take the instance out of the load balancer). Open.',
+        description:
+          'Answers 200 when the store is reachable and the audit log is being written, 503 `unavailable` when the store is not reachable or ' +
+          'the audit log refuses calls (writes failing, or entries unwritten past WARRANT_AUDIT_WRITE_DEADLINE_MS): take the instance out of the load balancer. Open.',
         problems: ['unavailable'],
         response: { 200: status },
       },
@@ -39,6 +41,9 @@ export async function healthRoutes(app: FastifyInstance, deps: { ping(): Promise
         await deps.ping();
       } catch (err) {
         throw new WarrantError('unavailable', 'the store is not reachable', {}, { cause: err });
+      }
+      if (deps.auditAccepting && !deps.auditAccepting()) {
+        throw new WarrantError('unavailable', 'the audit log cannot be written right now; this instance refuses calls it cannot record');
       }
       return { status: 'ok' as const };
     },

@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Forwarder, ProxyAgent } from '../../proxy/index.ts';
 import { ClientGone } from '../../proxy/client-gone.ts';
@@ -101,9 +100,15 @@ export function rawProxyRoute(deps: {
       if (out === null) res.end();
       else if (Buffer.isBuffer(out)) res.end(out);
       else {
-        pipeline(out, res, (err) => {
-          if (err && !res.writableEnded) res.destroy(err);
+        // pipe(), not pipeline(): pipeline makes and aborts an AbortController per call (~50 µs of
+        // DOMException work in the profile). The two directions pipeline covered, by hand:
+        out.once('error', (err) => {
+          if (!res.writableEnded) res.destroy(err);
         });
+        res.once('close', () => {
+          if (!out.readableEnded) out.destroy();
+        });
+        out.pipe(res);
       }
     } catch (err) {
       // A body that failed (too large, idle) is the reason, whatever the reader made of it.
