@@ -8,7 +8,7 @@
 //
 //   node --import tsx bench/proxy.ts [--store sqlite,postgres] [--concurrency 1,8,32,128]
 //     [--rounds 5] [--round-seconds 2] [--warm-seconds 1] [--database-url postgres://…]
-//     [--redis redis://…] [--json] [--cpu-prof <dir>] [--count-queries]
+//     [--redis redis://…] [--json] [--cpu-prof <dir>] [--count-queries] [--audit-flush-ms <ms>]
 //
 // Process layout: the load generator, the upstream, the pass-through and Warrant each run in their
 // own process (bench/proxy/*.ts, forked with tsx), as in production. On a 2-core machine the four
@@ -73,7 +73,7 @@ try {
     let warrant: Role | undefined;
     try {
       warrant = await start('warrant', {
-        env: { BENCH_WARRANT_ENV: JSON.stringify(se.env), BENCH_UPSTREAM_TOKEN: token, BENCH_COUNT_QUERIES: o.countQueries ? '1' : '0' },
+        env: { BENCH_WARRANT_ENV: JSON.stringify(se.env), BENCH_UPSTREAM_TOKEN: token, BENCH_COUNT_QUERIES: o.countQueries ? '1' : '0', ...(o.auditFlushMs !== undefined ? { BENCH_AUDIT_FLUSH_MS: String(o.auditFlushMs) } : {}) },
         execArgv: o.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProfDir] : [],
       });
       const w = warrant.info as unknown as WarrantInfo;

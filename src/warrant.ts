@@ -133,6 +133,8 @@ export interface WarrantOptions {
   authzTtl?: Partial<typeof authzDefaults.ttlSeconds>;
   /** Called with each statement the store runs through Kysely (bench/proxy.ts --count-queries). */
   onStoreQuery?: (sql: string) => void;
+  /** How long an audit entry that finds the writer idle waits for company, ms (events/audit-queue.ts; default 2). For benches. */
+  auditFlushIntervalMs?: number;
 }
 
 /** The version shown by the dashboard (package.json). */
@@ -271,7 +273,7 @@ export async function createWarrant(config: Readonly<Config>, opts: WarrantOptio
     outbound: { allowedNetworks: config.mcpAllowedNetworks, allowInsecureHttp: config.allowInsecureHttp, timeoutMs: config.idpTimeoutMs },
     enterprise: { idps: config.enterpriseIdps, jwksTimeoutMs: config.idpTimeoutMs, audit: async (entry) => bus.publish(await audit.append(entry)) },
   });
-  const auditQueue = createAuditQueue({ audit, logger, writeDeadlineMs: config.auditWriteDeadlineMs });
+  const auditQueue = createAuditQueue({ audit, logger, writeDeadlineMs: config.auditWriteDeadlineMs, flushIntervalMs: opts.auditFlushIntervalMs });
   const upstreams = createUpstreams();
   const forwarder = createForwarder({ store, catalog, tokens, upstreams, auditQueue, logger, auditHmac: createAuditHmac(chain.key), changes: keyInvalidations.connections });
   const authenticate = (bearer: string | undefined) => agents.authenticate(bearer);

@@ -22,12 +22,14 @@ export interface BenchOptions {
   json: boolean;
   cpuProfDir?: string;
   countQueries: boolean;
+  /** Warrant's audit flush interval, ms (default: Warrant's own). */
+  auditFlushMs?: number;
 }
 
 export const usage =
   'usage: node --import tsx bench/proxy.ts [--store sqlite,postgres] [--concurrency 1,8,32,128] [--rounds 5] ' +
   '[--round-seconds 2] [--warm-seconds 1] [--database-url postgres://…] [--redis redis://…] [--json] ' +
-  '[--cpu-prof <dir>] [--count-queries]';
+  '[--cpu-prof <dir>] [--count-queries] [--audit-flush-ms <ms>]';
 
 export function parseOptions(argv: string[]): BenchOptions | undefined {
   const { values: a } = parseArgs({
@@ -43,6 +45,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
       json: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
       'count-queries': { type: 'boolean', default: false },
+      'audit-flush-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -59,6 +62,7 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     json: a.json,
     cpuProfDir: a['cpu-prof'],
     countQueries: a['count-queries'],
+    auditFlushMs: a['audit-flush-ms'] === undefined ? undefined : Number(a['audit-flush-ms']),
   };
   const bad =
     !stores.length ||
@@ -67,7 +71,8 @@ export function parseOptions(argv: string[]): BenchOptions | undefined {
     !Number.isInteger(o.rounds) ||
     o.rounds < 1 ||
     !(o.roundMs > 0) ||
-    !(o.warmMs >= 0);
+    !(o.warmMs >= 0) ||
+    (o.auditFlushMs !== undefined && !(o.auditFlushMs >= 0));
   if (bad) throw new Error(usage);
   if (stores.includes('postgres') && !o.databaseUrl) throw new Error('--store postgres needs --database-url or WARRANT_TEST_DATABASE_URL');
   return o;

@@ -33,7 +33,10 @@ async function start(): Promise<void> {
   const env = JSON.parse(process.env.BENCH_WARRANT_ENV ?? '{}') as Record<string, string>;
   const upstreamToken = process.env.BENCH_UPSTREAM_TOKEN ?? '';
   const config = loadConfig(env);
-  const warrant: Warrant = await createWarrant(config, { logger: createLogger(config.logLevel), notice: () => {}, scheduler: false, onStoreQuery });
+  const warrant: Warrant = await createWarrant(config, { logger: createLogger(config.logLevel), notice: () => {}, scheduler: false,
+    onStoreQuery,
+    ...(process.env.BENCH_AUDIT_FLUSH_MS ? { auditFlushIntervalMs: Number(process.env.BENCH_AUDIT_FLUSH_MS) } : {}),
+  });
   try {
     const origin = new URL(await warrant.listen()).origin;
     const admin = { authorization: `Bearer ${env.WARRANT_ADMIN_TOKEN}` };

@@ -8,7 +8,13 @@ export interface AuditQueueOptions {
   capacity?: number;
   /** Entries per transaction. */
   batchSize?: number;
-  /** How long an entry may wait for its batch. */
+  /**
+   * How long an entry that finds the queue idle waits for others to join its batch (default
+   * 2 ms). While entries keep coming, each write starts when the one before it ends, with what
+   * arrived meanwhile (group commit): batches grow with the load and the write's latency. Small
+   * on purpose: a batch that gathered for tens of ms is a burst of CPU (hashing, the store's
+   * write) that the calls running at that moment wait behind; measured in docs/performance.md.
+   */
   flushIntervalMs?: number;
   /** Consecutive write failures after which the queue refuses new reservations. */
   failuresBeforeRefusing?: number;
@@ -46,7 +52,7 @@ export interface Reservation {
 export function createAuditQueue(opts: AuditQueueOptions) {
   const capacity = opts.capacity ?? 10_000;
   const batchSize = opts.batchSize ?? 500;
-  const flushIntervalMs = opts.flushIntervalMs ?? 25;
+  const flushIntervalMs = opts.flushIntervalMs ?? 2;
   const failLimit = opts.failuresBeforeRefusing ?? 3;
   const perKey = Math.max(1, opts.perKeyCapacity ?? Math.floor(capacity / 20));
   const deadlineMs = opts.writeDeadlineMs ?? 5_000;

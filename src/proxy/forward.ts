@@ -2,15 +2,15 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { WarrantError, isWarrantError, notFound } from '../errors/index.ts';
+import { WarrantError, isWarrantError } from '../errors/index.ts';
 import type { Provider } from '../providers/index.ts';
-import type { ConnectionRow, Store } from '../store/index.ts';
+import type { Store } from '../store/index.ts';
 import type { AuditQueue } from '../events/audit-queue.ts';
 import type { AuditHmac } from '../events/audit-hmac.ts';
-import { fillTemplate, type TokenService } from '../tokens/index.ts';
-import { API_HOST_HEADER, createApiBases, routeCall, type ApiBases } from './hosts.ts';
-import { apiHeadersOrProblem } from '../tokens/index.ts';
+import type { TokenService } from '../tokens/index.ts';
+import { API_HOST_HEADER, routeCall } from './hosts.ts';
 import { rewriteLocation } from './location.ts';
+import { createMetaCache, type ConnectionChanges } from './meta-cache.ts';
 import { findGrantedScope } from './policy.ts';
 import { classifyUpstream, needsBody } from './detect.ts';
 import { discard, readUpTo } from './body.ts';
@@ -72,15 +72,6 @@ export const defaultProxySettings: ProxySettings = {
   retry: { maxRetries: 3, baseDelayMs: 100, maxDelayMs: 5_000 },
 };
 
-interface ConnectionMeta {
-  row: ConnectionRow;
-  provider: Provider;
-  bases: ApiBases;
-  /** The provider's `api_headers` filled for this connection, or why they cannot be (thrown once a call is allowed). */
-  apiHeaders: Record<string, string> | WarrantError;
-  at: number;
-}
-
 /** What one call did, for its audit entry. */
 interface Outcome {
   status: number;
@@ -119,65 +110,18 @@ export function createForwarder(deps: {
    */
   metaTtlMs?: number;
   /** Connection changes from every instance (agents/invalidation.ts): cached metadata lives until its id is announced. */
-  changes?: { subscribe(handler: (ids: string[] | undefined) => void): () => void; current(): boolean };
+  changes?: ConnectionChanges;
   /** Most connections whose metadata is held; the oldest goes first. */
   metaMaxEntries?: number;
 }) {
   const settings = { ...defaultProxySettings, ...deps.settings };
-  const changes = deps.changes;
-  const metaTtlMs = deps.metaTtlMs ?? (changes ? 60_000 : 2_000);
-  const metaMaxEntries = deps.metaMaxEntries ?? 50_000;
-  const metaCache = new Map<string, ConnectionMeta>();
-  /** Loads in flight per connection: a burst of cold calls makes one read. */
-  const metaLoading = new Map<string, Promise<ConnectionMeta>>();
-  /** Bumped by every invalidation: a load that started before it must not fill the cache. */
-  let metaEpoch = 0;
-  const dropMeta = (ids: string[] | undefined) => {
-    metaEpoch++;
-    if (!ids) {
-      metaCache.clear();
-      metaLoading.clear();
-    } else {
-      for (const id of ids) {
-        metaCache.delete(id);
-        metaLoading.delete(id);
-      }
-    }
-  };
-  changes?.subscribe(dropMeta);
-
-  function meta(id: string): Promise<ConnectionMeta> | ConnectionMeta {
-    const hit = metaCache.get(id);
-    // While the feed is not current (store slow or away), every call reads the row: fail safe.
-    if (hit && Date.now() - hit.at < metaTtlMs && (!changes || changes.current())) return hit;
-    let p = metaLoading.get(id);
-    if (!p) {
-      p = loadMeta(id).finally(() => {
-        if (metaLoading.get(id) === p) metaLoading.delete(id);
-      });
-      metaLoading.set(id, p);
-    }
-    return p;
-  }
-
-  async function loadMeta(id: string): Promise<ConnectionMeta> {
-    const startedIn = metaEpoch;
-    const row = await deps.store.connections.get(id);
-    if (!row) throw notFound(`connection ${id}`);
-    const provider = deps.catalog.get(row.provider);
-    if (!provider) throw new WarrantError('conflict', `provider ${row.provider} is not in the catalog`);
-    const env = provider.environments[row.environment];
-    if (!env) throw new WarrantError('conflict', `provider ${row.provider} has no environment ${row.environment}`);
-    const params = JSON.parse(row.params) as Record<string, string>;
-    const fill = (template: string) => fillTemplate(template, params, provider);
-    const m = { row, provider, bases: createApiBases(fill(env.api_base_url), env.api_hosts, fill), apiHeaders: apiHeadersOrProblem(provider, params), at: Date.now() };
-    if (startedIn === metaEpoch) {
-      metaCache.delete(id);
-      metaCache.set(id, m);
-      if (metaCache.size > metaMaxEntries) metaCache.delete(metaCache.keys().next().value!);
-    }
-    return m;
-  }
+  const meta = createMetaCache({
+    store: deps.store,
+    catalog: deps.catalog,
+    changes: deps.changes,
+    ttlMs: deps.metaTtlMs,
+    maxEntries: deps.metaMaxEntries,
+  });
 
   // An HMAC per call (a key import and two SHA-256 passes) for a value that repeats: agents call
   // from few addresses. Bounded; when full it starts over.
@@ -230,7 +174,7 @@ export function createForwarder(deps: {
   async function attempt(req: ProxyRequest, outcome: Outcome): Promise<ProxyResponse> {
     const grant = req.agent.grants.find((g) => g.connection_id === req.connectionId);
     if (!grant) throw new WarrantError('policy_denied', `this agent has no grant for connection ${req.connectionId}`, { connection: req.connectionId });
-    const { provider, bases, apiHeaders } = await meta(req.connectionId);
+    const { provider, bases, apiHeaders } = await meta.get(req.connectionId);
     const { url: target, path: relative, host } = routeCall(bases, req.rawPath, req.rawQuery, req.headers[API_HOST_HEADER]);
     outcome.path = relative;
     outcome.host = host;
@@ -452,7 +396,7 @@ export function createForwarder(deps: {
     forward,
     /** Drop cached metadata (after a revoke or re-connect on this instance). */
     invalidate(id: string) {
-      dropMeta([id]);
+      meta.drop([id]);
     },
   };
 }
