@@ -21,6 +21,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { CompiledQuery, sql } from 'kysely';
 import pg from 'pg';
+import { dueIdsQuery } from '../src/store/connections.ts';
 import { createStore, type Db, type NewConnectionRow, type Store } from '../src/store/index.ts';
 import { parseKeyRing } from '../src/crypto/index.ts';
 
@@ -277,17 +278,9 @@ async function resetClaimed(db: Db): Promise<number> {
   return Number(r.numUpdatedRows);
 }
 
-/** The plan of claimDue's select, built the way claimDue builds it. */
+/** The plan of claimDue's select (the query claimDue itself uses). */
 async function explainClaim(store: Store): Promise<string[]> {
-  let pick = store.db
-    .selectFrom('connections')
-    .select('id')
-    .where('refresh_due_at', '<=', NOW)
-    .where('status', 'in', ['active', 'error'])
-    .orderBy('refresh_due_at')
-    .limit(BATCH);
-  if (store.dialect === 'postgres') pick = pick.forUpdate().skipLocked();
-  const q = pick.compile();
+  const q = dueIdsQuery(store.db, NOW, BATCH, store.dialect).compile();
   const prefix = store.dialect === 'postgres' ? 'EXPLAIN ' : 'EXPLAIN QUERY PLAN ';
   const res = await store.db.executeQuery<Record<string, unknown>>(CompiledQuery.raw(prefix + q.sql, [...q.parameters]));
   return res.rows.map((r) => String(store.dialect === 'postgres' ? r['QUERY PLAN'] : r['detail']).trim());

@@ -14,6 +14,7 @@ import { runInNewContext } from 'node:vm';
 import { CompiledQuery, sql } from 'kysely';
 import type { Store } from '../../src/store/index.ts';
 import { SKEW_MS } from './seed.ts';
+import { claimDueQuery, nextDueQuery } from '../../src/store/connections.ts';
 
 const BATCH = 200;
 const LEASE_MS = 60_000;
@@ -73,37 +74,6 @@ async function oneTick(store: Store, now: number, due: number): Promise<number> 
   return ms;
 }
 
-/** claimDue's statement, built as src/store/connections.ts builds it. */
-function claimQuery(store: Store, now: number) {
-  return store.db
-    .updateTable('connections')
-    .set({ refresh_due_at: now + LEASE_MS })
-    .where('id', 'in', (eb) =>
-      eb
-        .selectFrom('connections')
-        .select('id')
-        .where('refresh_due_at', '<=', now)
-        .where('status', 'in', ['active', 'error'])
-        .orderBy('refresh_due_at')
-        .limit(BATCH)
-        .forUpdate()
-        .skipLocked(),
-    )
-    .returningAll()
-    .compile();
-}
-
-function nextDueQuery(store: Store) {
-  return store.db
-    .selectFrom('connections')
-    .select('refresh_due_at')
-    .where('refresh_due_at', 'is not', null)
-    .where('status', 'in', ['active', 'error'])
-    .orderBy('refresh_due_at')
-    .limit(1)
-    .compile();
-}
-
 async function explain(store: Store, q: { sql: string; parameters: readonly unknown[] }): Promise<string[]> {
   // ANALYZE runs the statement: in a transaction that is rolled back.
   return store.db.connection().execute(async (c) => {
@@ -139,8 +109,8 @@ export async function measureTicks(targets: TickTarget[], reps: number): Promise
         { shape: 'fixed' as const, due: 10, now: fixedNow, times: [] as number[] },
         { shape: 'steady' as const, due: steady, now: steadyNow, times: [] as number[] },
       ],
-      claimPlan: await explain(t.store, claimQuery(t.store, steadyNow)),
-      nextDuePlan: await explain(t.store, nextDueQuery(t.store)),
+      claimPlan: await explain(t.store, claimDueQuery(t.store.db, steadyNow, BATCH, LEASE_MS, 'postgres').compile()),
+      nextDuePlan: await explain(t.store, nextDueQuery(t.store.db).compile()),
     });
   }
   for (let round = 0; round < WARMUP + reps; round++) {

@@ -5,6 +5,7 @@ import { WarrantError } from '../errors/index.ts';
 import type { AgentsRepo } from './repo.ts';
 import { DUMMY_KEY_HASH, parseApiKey } from './keys.ts';
 import { authenticatedAgentOf, scopeList, type AuthenticatedAgent } from './view.ts';
+import { singleFlight } from '../util/single-flight.ts';
 
 // Agent authentication runs on every proxied request, so its hot path is in memory: a cache
 // keyed by key id holds the stored hash, the agent and its grants. A hit
@@ -97,8 +98,6 @@ export function createAgentAuthenticator(deps: {
 }) {
   const { repo, clock, logger, options } = deps;
   const cache = new Map<string, Entry>();
-  /** Loads in flight per key id: a burst of cold requests for one key makes one query. */
-  const loading = new Map<string, Promise<Entry | undefined>>();
   /** agent id → when this process last wrote (or saw) its last_used_at. */
   const touched = new Map<string, number>();
   const pendingWrites = new Set<Promise<void>>();
@@ -157,16 +156,9 @@ export function createAgentAuthenticator(deps: {
     return entry;
   }
 
-  function loadOnce(keyId: string): Promise<Entry | undefined> {
-    let p = loading.get(keyId);
-    if (!p) {
-      p = load(keyId).finally(() => {
-        if (loading.get(keyId) === p) loading.delete(keyId);
-      });
-      loading.set(keyId, p);
-    }
-    return p;
-  }
+  /** A burst of cold requests for one key makes one query. */
+  const loading = singleFlight(load);
+
 
   /** Fire-and-forget: the request never waits for this write, and its failure is only logged. */
   function touch(agentId: string, now: number): void {
@@ -191,7 +183,7 @@ export function createAgentAuthenticator(deps: {
       const key = parseApiKey(bearer);
       if (!key) throw unauthenticated('the API key is malformed');
       let entry = cache.get(key.keyId);
-      if (!entry || clock.now() - entry.loadedAt >= maxAge()) entry = (await mayExist(key.keyId)) ? await loadOnce(key.keyId) : undefined;
+      if (!entry || clock.now() - entry.loadedAt >= maxAge()) entry = (await mayExist(key.keyId)) ? await loading.run(key.keyId) : undefined;
       const presented = Buffer.from(hashSecret(key.secret), 'base64url');
       if (!entry) {
         sameHash(presented, DUMMY_KEY_BYTES);
@@ -216,13 +208,9 @@ export function createAgentAuthenticator(deps: {
     /** Drops a key (or every key) from the cache: its next use reads the store again. */
     invalidate(keyId?: string): void {
       epoch++;
-      if (keyId === undefined) {
-        cache.clear();
-        loading.clear();
-      } else {
-        cache.delete(keyId);
-        loading.delete(keyId);
-      }
+      if (keyId === undefined) cache.clear();
+      else cache.delete(keyId);
+      loading.forget(keyId);
     },
 
     /** Waits for the last_used_at writes in flight (before closing the store; tests). */

@@ -10,7 +10,7 @@ import type { AuditHmac } from '../events/audit-hmac.ts';
 import type { TokenService } from '../tokens/index.ts';
 import { API_HOST_HEADER, routeCall } from './hosts.ts';
 import { rewriteLocation } from './location.ts';
-import { createMetaCache, type ConnectionChanges } from './meta-cache.ts';
+import { createMetaCache, type MetaChanges } from './meta-cache.ts';
 import { findGrantedScope } from './policy.ts';
 import { classifyUpstream, needsBody } from './detect.ts';
 import { discard, readUpTo } from './body.ts';
@@ -19,6 +19,7 @@ import { scrubBuffer, scrubText } from './scrub.ts';
 import { isTimeout, mayRetry, retryAfterSeconds, retryDelayMs, retryableError, retryableStatus, type RetrySettings } from './retry.ts';
 import type { Upstreams } from './upstream.ts';
 import type { ClientGone } from './client-gone.ts';
+import { memoize } from '../util/memo.ts';
 
 /** The slice of an authenticated agent the proxy needs. */
 export interface ProxyAgent {
@@ -83,8 +84,6 @@ interface Outcome {
   code?: string;
 }
 
-const CLIENT_IP_CACHE_MAX = 1024;
-
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function injectToken(provider: Provider, url: URL, headers: Record<string, string | string[]>, token: string): void {
@@ -110,7 +109,7 @@ export function createForwarder(deps: {
    */
   metaTtlMs?: number;
   /** Connection changes from every instance (agents/invalidation.ts): cached metadata lives until its id is announced. */
-  changes?: ConnectionChanges;
+  changes?: MetaChanges;
   /** Most connections whose metadata is held; the oldest goes first. */
   metaMaxEntries?: number;
 }) {
@@ -124,16 +123,9 @@ export function createForwarder(deps: {
   });
 
   // An HMAC per call (a key import and two SHA-256 passes) for a value that repeats: agents call
-  // from few addresses. Bounded; when full it starts over.
-  const clientIpMacs = new Map<string, string>();
-  function clientIpMac(ip: string, hmac: AuditHmac): string {
-    let mac = clientIpMacs.get(ip);
-    if (mac === undefined) {
-      if (clientIpMacs.size >= CLIENT_IP_CACHE_MAX) clientIpMacs.clear();
-      clientIpMacs.set(ip, (mac = hmac('client_ip', ip)));
-    }
-    return mac;
-  }
+  // from few addresses.
+  const auditHmac = deps.auditHmac;
+  const clientIpMac = auditHmac ? memoize(1024, (ip) => auditHmac('client_ip', ip)) : undefined;
 
   async function forward(req: ProxyRequest): Promise<ProxyResponse> {
     const started = performance.now();
@@ -165,7 +157,7 @@ export function createForwarder(deps: {
           refreshed: outcome.refreshed,
           duration_ms: Math.round((performance.now() - started) * 10) / 10,
           request_id: req.requestId,
-          ...(req.clientIp && deps.auditHmac ? { client_ip: clientIpMac(req.clientIp, deps.auditHmac) } : {}),
+          ...(req.clientIp && clientIpMac ? { client_ip: clientIpMac(req.clientIp) } : {}),
         },
       });
     }
@@ -392,13 +384,7 @@ export function createForwarder(deps: {
     };
   }
 
-  return {
-    forward,
-    /** Drop cached metadata (after a revoke or re-connect on this instance). */
-    invalidate(id: string) {
-      meta.drop([id]);
-    },
-  };
+  return { forward };
 }
 
 export type Forwarder = ReturnType<typeof createForwarder>;

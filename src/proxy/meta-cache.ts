@@ -1,8 +1,9 @@
 import { WarrantError, notFound } from '../errors/index.ts';
 import type { Provider } from '../providers/index.ts';
 import type { ConnectionRow, Store } from '../store/index.ts';
-import { apiHeadersOrProblem, fillTemplate } from '../tokens/index.ts';
+import { apiHeadersOrProblem, fillTemplate, type ConnectionChanges } from '../tokens/index.ts';
 import { createApiBases, type ApiBases } from './hosts.ts';
+import { singleFlight } from '../util/single-flight.ts';
 
 /** What the proxy needs of a connection on every call, worked out once per load. */
 export interface ConnectionMeta {
@@ -14,11 +15,8 @@ export interface ConnectionMeta {
   at: number;
 }
 
-/** Connection changes from every instance (agents/invalidation.ts). */
-export interface ConnectionChanges {
-  subscribe(handler: (ids: string[] | undefined) => void): () => void;
-  current(): boolean;
-}
+/** What the cache needs of the connection changes feed: to hear of them, and whether it is current. */
+export type MetaChanges = Pick<ConnectionChanges, 'subscribe' | 'current'>;
 
 /**
  * Connection metadata in memory, read once per connection however many calls arrive cold
@@ -30,7 +28,7 @@ export interface ConnectionChanges {
 export function createMetaCache(deps: {
   store: Pick<Store, 'connections'>;
   catalog: Map<string, Provider>;
-  changes?: ConnectionChanges;
+  changes?: MetaChanges;
   ttlMs?: number;
   maxEntries?: number;
 }) {
@@ -38,21 +36,22 @@ export function createMetaCache(deps: {
   const ttlMs = deps.ttlMs ?? (changes ? 60_000 : 2_000);
   const maxEntries = deps.maxEntries ?? 50_000;
   const cache = new Map<string, ConnectionMeta>();
-  /** Loads in flight per connection: a burst of cold calls makes one read. */
-  const loading = new Map<string, Promise<ConnectionMeta>>();
   /** Bumped by every invalidation: a load that started before it must not fill the cache. */
   let epoch = 0;
+  /** A burst of cold calls for one connection makes one read. */
+  const loading = singleFlight(load);
 
+  /** Forgets these connections (`undefined`: all), including loads already under way. */
   function drop(ids: string[] | undefined): void {
     epoch++;
     if (!ids) {
       cache.clear();
-      loading.clear();
+      loading.forget();
       return;
     }
     for (const id of ids) {
       cache.delete(id);
-      loading.delete(id);
+      loading.forget(id);
     }
   }
   changes?.subscribe(drop);
@@ -81,16 +80,7 @@ export function createMetaCache(deps: {
     get(id: string): Promise<ConnectionMeta> | ConnectionMeta {
       const hit = cache.get(id);
       if (hit && Date.now() - hit.at < ttlMs && (!changes || changes.current())) return hit;
-      let p = loading.get(id);
-      if (!p) {
-        p = load(id).finally(() => {
-          if (loading.get(id) === p) loading.delete(id);
-        });
-        loading.set(id, p);
-      }
-      return p;
+      return loading.run(id);
     },
-    /** Forgets these connections (`undefined`: all), including loads already under way. */
-    drop,
   };
 }

@@ -17,6 +17,7 @@
 
 import type { ScopeRule } from '../providers/schema.ts';
 import { decodeFully } from './target.ts';
+import { memoize } from '../util/memo.ts';
 
 /** Decodes the %XX escapes of one segment as UTF-8; an escape run that is not UTF-8 stays as written. */
 export function decodeSegment(segment: string): string {
@@ -177,17 +178,7 @@ export function ruleMatches(rule: ScopeRule, method: string, path: string, query
 }
 
 // Rule paths come from the catalog: split once, not on every call.
-const ruleSegmentsCache = new Map<string, readonly string[]>();
-const RULE_SEGMENTS_MAX = 10_000;
-
-function ruleSegments(path: string): readonly string[] {
-  let segments = ruleSegmentsCache.get(path);
-  if (!segments) {
-    if (ruleSegmentsCache.size >= RULE_SEGMENTS_MAX) ruleSegmentsCache.clear();
-    ruleSegmentsCache.set(path, (segments = globSegments(path)));
-  }
-  return segments;
-}
+const ruleSegments = memoize(10_000, globSegments);
 
 /**
  * The first scope of `granted` (in that order) with a rule allowing `method` on `path` with

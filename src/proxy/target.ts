@@ -10,6 +10,7 @@
 // byte for byte.
 
 import { invalidRequest, WarrantError } from '../errors/index.ts';
+import { memoize } from '../util/memo.ts';
 
 export interface TargetOptions {
   /**
@@ -148,19 +149,10 @@ function parseBase(apiBaseUrl: string): URL {
 }
 
 /** Parsed API bases, by their text: a connection's base is the same on every call. Never mutated. */
-const parsedBases = new Map<string, { base: URL; basePath: string }>();
-const PARSED_BASES_MAX = 1024;
-
-function parsedBase(apiBaseUrl: string): { base: URL; basePath: string } {
-  let hit = parsedBases.get(apiBaseUrl);
-  if (!hit) {
-    const base = parseBase(apiBaseUrl);
-    hit = { base, basePath: base.pathname.replace(/\/+$/, '') };
-    if (parsedBases.size >= PARSED_BASES_MAX) parsedBases.clear();
-    parsedBases.set(apiBaseUrl, hit);
-  }
-  return hit;
-}
+const parsedBase = memoize(1024, (apiBaseUrl: string) => {
+  const base = parseBase(apiBaseUrl);
+  return { base, basePath: base.pathname.replace(/\/+$/, '') };
+});
 
 /** `pathname` is `basePath` itself or lies under it (`basePath` without trailing slashes, '' for the root). */
 function isUnder(pathname: string, basePath: string): boolean {

@@ -33,6 +33,41 @@ export interface GrantLimits {
 
 export type GrantNearingEnd = ConnectionRow & { has_refresh_token: boolean };
 
+/** The ids the scheduler claims next: due, live, earliest first; skipping rows another instance holds (PostgreSQL). */
+export function dueIdsQuery(db: Db, now: number, limit: number, dialect: Dialect) {
+  const pick = db
+    .selectFrom('connections')
+    .select('id')
+    .where('refresh_due_at', '<=', now)
+    .where('status', 'in', ['active', 'error'])
+    .orderBy('refresh_due_at')
+    .limit(limit);
+  return dialect === 'postgres' ? pick.forUpdate().skipLocked() : pick;
+}
+
+/**
+ * The scheduler's claim as one statement, one round trip: pick the due ids and push their due time
+ * together. Exported as queries so the benches explain exactly what runs.
+ */
+export function claimDueQuery(db: Db, now: number, limit: number, leaseMs: number, dialect: Dialect) {
+  return db
+    .updateTable('connections')
+    .set({ refresh_due_at: now + leaseMs })
+    .where('id', 'in', dueIdsQuery(db, now, limit, dialect))
+    .returningAll();
+}
+
+/** The earliest refresh due time among connections the scheduler would claim, as a query (see claimDueQuery). */
+export function nextDueQuery(db: Db) {
+  return db
+    .selectFrom('connections')
+    .select('refresh_due_at')
+    .where('refresh_due_at', 'is not', null)
+    .where('status', 'in', ['active', 'error'])
+    .orderBy('refresh_due_at')
+    .limit(1);
+}
+
 export function createConnectionsRepo(db: Db, dialect: Dialect = 'sqlite') {
   return {
     async insert(row: NewConnectionRow, trx: Db = db): Promise<void> {
@@ -89,14 +124,7 @@ export function createConnectionsRepo(db: Db, dialect: Dialect = 'sqlite') {
 
     /** The earliest refresh due time among connections the scheduler would claim (null when none). */
     async nextDueAt(trx: Db = db): Promise<number | null> {
-      const row = await trx
-        .selectFrom('connections')
-        .select('refresh_due_at')
-        .where('refresh_due_at', 'is not', null)
-        .where('status', 'in', ['active', 'error'])
-        .orderBy('refresh_due_at')
-        .limit(1)
-        .executeTakeFirst();
+      const row = await nextDueQuery(trx).executeTakeFirst();
       return row?.refresh_due_at ?? null;
     },
 
@@ -129,23 +157,7 @@ export function createConnectionsRepo(db: Db, dialect: Dialect = 'sqlite') {
      * index, so its cost follows the number of due rows, not the table's size.
      */
     async claimDue(now: number, limit: number, leaseMs: number, dialect: 'sqlite' | 'postgres'): Promise<ConnectionRow[]> {
-      // One statement, one round trip: pick the due ids and push their due time together.
-      return db
-        .updateTable('connections')
-        .set({ refresh_due_at: now + leaseMs })
-        .where('id', 'in', (eb) => {
-          let pick = eb
-            .selectFrom('connections')
-            .select('id')
-            .where('refresh_due_at', '<=', now)
-            .where('status', 'in', ['active', 'error'])
-            .orderBy('refresh_due_at')
-            .limit(limit);
-          if (dialect === 'postgres') pick = pick.forUpdate().skipLocked();
-          return pick;
-        })
-        .returningAll()
-        .execute();
+      return claimDueQuery(db, now, limit, leaseMs, dialect).execute();
     },
 
     /**

@@ -1,4 +1,4 @@
-export { createTokenService, type TokenService, type FreshToken, type TokenRequest, type Clock } from './service.ts';
+export { createTokenService, type TokenService, type FreshToken, type TokenRequest, type Clock, type ConnectionChanges } from './service.ts';
 export { createScheduler, type Scheduler, type TickReport } from './scheduler.ts';
 export { createExpiryNotices, grantEndOf, EXPIRING_EVENT, type ExpiryNotices, type GrantEnd } from './expiry-notices.ts';
 export { discoverTenant, type DiscoveredTenant, type TenantDiscoveryFailure } from './tenant-discovery.ts';

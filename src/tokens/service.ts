@@ -49,6 +49,16 @@ export interface TokenRequest {
   actor?: string;
 }
 
+/** Connection changes from every instance (agents/invalidation.ts, its `connections` topic). */
+export interface ConnectionChanges {
+  /** Called with the connection ids announced anywhere (this instance included); `undefined` = all. */
+  subscribe(handler: (ids: string[] | undefined) => void): () => void;
+  /** Announces these connections to every instance. Never throws. */
+  publish(ids: string[]): Promise<void>;
+  /** Whether cached entries may be served: the feed has been read recently enough. */
+  current(): boolean;
+}
+
 export interface TokenServiceDeps {
   store: Store;
   catalog: Map<string, Provider>;
@@ -70,11 +80,7 @@ export interface TokenServiceDeps {
    * elsewhere), served at most `cacheMaxAgeMs`, and not served while the feed is not current;
    * `invalidate` announces. Without it, this process's own invalidations only (as before).
    */
-  changes?: {
-    subscribe(handler: (ids: string[] | undefined) => void): () => void;
-    publish(ids: string[]): Promise<void>;
-    current(): boolean;
-  };
+  changes?: ConnectionChanges;
   cache?: { maxEntries?: number; maxAgeMs?: number };
 }
 

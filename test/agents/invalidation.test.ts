@@ -13,17 +13,18 @@ import { eventually } from '../helpers/lifecycle.ts';
 
 const logger = pino({ level: 'silent' });
 
-describe('agent key invalidations', () => {
-  let ts: TestStore;
-  const started: KeyInvalidations[] = [];
-  before(async () => {
-    ts = await openTestStore('sqlite');
-  });
-  after(async () => {
-    for (const i of started) await i.stop();
-    await ts?.cleanup();
-  });
+// One store for the file; every feed a test starts is stopped at the end.
+let ts: TestStore;
+const started: KeyInvalidations[] = [];
+before(async () => {
+  ts = await openTestStore('sqlite');
+});
+after(async () => {
+  for (const i of started) await i.stop();
+  await ts?.cleanup();
+});
 
+describe('agent key invalidations', () => {
   function instance(opts: { redis?: boolean; channel?: string } = {}) {
     const inv = createKeyInvalidations({
       store: ts.store,
@@ -81,16 +82,6 @@ describe('agent key invalidations', () => {
 });
 
 describe('connection invalidations and the fail safe', () => {
-  let ts: TestStore;
-  const started: KeyInvalidations[] = [];
-  before(async () => {
-    ts = await openTestStore('sqlite');
-  });
-  after(async () => {
-    for (const i of started) await i.stop();
-    await ts?.cleanup();
-  });
-
   test('connections travel on their own generation: keys are not dropped for them, nor the reverse', async () => {
     const make = () => {
       const inv = createKeyInvalidations({ store: ts.store, logger, now: Date.now, options: { pollIntervalMs: 50 } });

@@ -2,9 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
 import { sandboxDefaults } from '../../src/sandbox/options.ts';
-import { startLifecycle, sleep, type LifecycleEnv } from '../helpers/lifecycle.ts';
+import { startLifecycle, sleep, adminCall, proxiedStatus, type LifecycleEnv } from '../helpers/lifecycle.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
-import { ADMIN_TOKEN } from '../helpers/app.ts';
 import { skipWithoutPostgres, skipWithoutRedis } from '../helpers/stores.ts';
 
 // Offboarding an owner cascades and verifies (issue 11): every agent key stops on the next request
@@ -13,7 +12,6 @@ import { skipWithoutPostgres, skipWithoutRedis } from '../helpers/stores.ts';
 // introspection, and the answer says so per grant. A grant the IdP did not really revoke is
 // `verified: false` with why, and one alert.
 
-const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
 
 interface Report {
   owner: string;
@@ -22,29 +20,10 @@ interface Report {
   connections: { id: string; provider: string; revoked: boolean; verified: boolean; verification: string; detail: string; idp_status: number | null; checked_at: string }[];
 }
 
-const baseOf = (env: LifecycleEnv) => {
-  const a = env.warrant.app.server.address();
-  if (!a || typeof a === 'string') throw new Error('not listening');
-  return `http://127.0.0.1:${a.port}`;
-};
-
-async function adminCall(env: LifecycleEnv, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${baseOf(env)}${path}`, { method, headers: body === undefined ? { authorization: admin.authorization } : admin, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
-
 async function createAgent(env: LifecycleEnv, owner: string, connection: string, name: string): Promise<{ id: string; api_key: string }> {
   const r = await adminCall(env, 'POST', '/v1/agents', { name, owner, grants: [{ connection, scopes: ['items:read'] }] });
   assert.equal(r.status, 201, JSON.stringify(r.json));
   return r.json;
-}
-
-/** The status of a proxied call with an agent key. */
-async function proxied(env: LifecycleEnv, key: string, connection: string): Promise<number> {
-  const res = await fetch(`${baseOf(env)}/v1/proxy/${connection}/items`, { headers: { authorization: `Bearer ${key}` } });
-  await res.arrayBuffer();
-  return res.status;
 }
 
 /** RFC 7662 at the sandbox itself, as the IdP's own client: is this token still active? */
@@ -102,7 +81,7 @@ for (const v of variants) {
       const agents = [await createAgent(a, owner, c1, 'one'), await createAgent(a, owner, c2, 'two'), await createAgent(a, owner, c1, 'three')];
       const calls = agents.map((ag, i) => ({ key: ag.api_key, connection: i === 1 ? c2 : c1 }));
       // Warm both instances' key caches: a cold cache would prove nothing.
-      for (const env of [a, b]) for (const c of calls) assert.equal(await proxied(env, c.key, c.connection), 200);
+      for (const env of [a, b]) for (const c of calls) assert.equal(await proxiedStatus(env, c.key, c.connection), 200);
       const shown = await adminCall(b, 'GET', `/v1/owners/${encodeURIComponent(owner)}`);
       assert.equal(shown.status, 200);
       assert.deepEqual({ status: shown.json.status, agents: shown.json.agents, connections: shown.json.connections }, { status: 'active', agents: 3, connections: 2 });
@@ -130,7 +109,7 @@ for (const v of variants) {
       // Every key refused on both instances within a second of the answer.
       const pending = new Set(calls.flatMap((c) => [a, b].map((env) => ({ env, ...c }))));
       while (pending.size && Date.now() - answeredAt < 1_000) {
-        for (const p of [...pending]) if ((await proxied(p.env, p.key, p.connection)) === 401) pending.delete(p);
+        for (const p of [...pending]) if ((await proxiedStatus(p.env, p.key, p.connection)) === 401) pending.delete(p);
         if (pending.size) await sleep(50);
       }
       assert.equal(pending.size, 0, `${pending.size} key(s) still accepted 1 s after the offboarding answered`);

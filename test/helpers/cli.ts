@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import type { CliIo } from '../../src/cli/table.ts';
-import type { LifecycleEnv } from './lifecycle.ts';
+import { baseUrlOf } from './lifecycle.ts';
 import { ADMIN_TOKEN } from './app.ts';
 
 // Runs an admin command in-process against a running Warrant, as `warrant …` would (a subprocess
@@ -21,11 +21,7 @@ export interface CliOptions {
   onStdout?: (text: string) => void;
 }
 
-export function baseUrlOf(env: LifecycleEnv): string {
-  const a = env.warrant.app.server.address();
-  if (!a || typeof a === 'string') throw new Error('Warrant is not listening');
-  return `http://127.0.0.1:${a.port}`;
-}
+export { baseUrlOf };
 
 export function cliRunner(make: (io: CliIo) => Command, base: () => string) {
   return async function run(args: string[], o: CliOptions = {}): Promise<CliRun> {

@@ -117,3 +117,25 @@ export async function eventually<T>(fn: () => Promise<T> | T, timeoutMs = 10_000
     await sleep(everyMs);
   }
 }
+
+/** Where a listening instance answers on loopback. */
+export function baseUrlOf(env: LifecycleEnv): string {
+  const a = env.warrant.app.server.address();
+  if (!a || typeof a === 'string') throw new Error('Warrant is not listening');
+  return `http://127.0.0.1:${a.port}`;
+}
+
+/** An admin API call over HTTP with the test admin token; `body` is sent as JSON. */
+export async function adminCall(env: LifecycleEnv, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const headers: Record<string, string> = { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+  const res = await fetch(`${baseUrlOf(env)}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : undefined };
+}
+
+/** The status of a proxied `GET /items` with an agent key (the body read and dropped). */
+export async function proxiedStatus(env: LifecycleEnv, key: string, connection: string): Promise<number> {
+  const res = await fetch(`${baseUrlOf(env)}/v1/proxy/${connection}/items`, { headers: { authorization: `Bearer ${key}` } });
+  await res.arrayBuffer();
+  return res.status;
+}

@@ -94,7 +94,7 @@ describe('api_headers on proxied calls', () => {
   /** Puts `params` in the store as an older Warrant might have, and drops the proxy's cached copy. */
   async function storeParams(params: Record<string, string>) {
     await w.warrant.store.connections.update(conn, { params: JSON.stringify(params) });
-    w.warrant.forwarder.invalidate(conn);
+    await w.warrant.tokens.invalidate(conn);
   }
 
   test('every call carries the definition headers, replacing the agent headers of the same name', async () => {

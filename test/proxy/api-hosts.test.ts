@@ -240,7 +240,7 @@ describe('several API hosts: routing, policy by host, the SSRF guard on each', (
   test('a host base URL whose param is not what its type allows is refused as for the main API, naming the param', async () => {
     const update = async (id: string, region_url: string) => {
       await w.warrant.store.connections.update(id, { params: JSON.stringify({ region_url }) });
-      w.warrant.forwarder.invalidate(id);
+      await w.warrant.tokens.invalidate(id);
     };
     try {
       for (const bad of ['https://169.254.169.254', 'https://127.0.0.1', 'https://evil.example', 'https://eu.example.test.evil.example', 'http://eu.example.test', 'https://eu.example.test/%2e%2e']) {

@@ -1,8 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.ts';
-import { eventually, startLifecycle, sleep, type LifecycleEnv } from '../helpers/lifecycle.ts';
-import { ADMIN_TOKEN } from '../helpers/app.ts';
+import { eventually, startLifecycle, sleep, adminCall, proxiedStatus, type LifecycleEnv } from '../helpers/lifecycle.ts';
 import { skipWithoutPostgres, skipWithoutRedis } from '../helpers/stores.ts';
 
 // Issue 13: the proxy serves agent keys, connection metadata and tokens from memory, invalidated
@@ -10,30 +9,11 @@ import { skipWithoutPostgres, skipWithoutRedis } from '../helpers/stores.ts';
 // instance B within 1 s while B is under load, and a warm call must read nothing from the store.
 // A feed B cannot read (here: stopped) makes B read the store per call, never a stale allow.
 
-const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' };
 /** Statements that read or write what a proxied call could need (not the audit, not the feed's poll). */
 const CALL_TABLES = /"(agents|grants|connections|secrets|connection_shares|owners)"/;
 const CALLERS = 6;
 /** The load is the point: no 429 from the per-agent and per-connection rates (0 = off). */
 const noRateLimits = { WARRANT_AGENT_RATE_PER_SECOND: '0', WARRANT_CONNECTION_RATE_PER_SECOND: '0' };
-
-const baseOf = (env: LifecycleEnv) => {
-  const a = env.warrant.app.server.address();
-  if (!a || typeof a === 'string') throw new Error('not listening');
-  return `http://127.0.0.1:${a.port}`;
-};
-
-async function adminCall(env: LifecycleEnv, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${baseOf(env)}${path}`, { method, headers: body === undefined ? { authorization: admin.authorization } : admin, body: body === undefined ? undefined : JSON.stringify(body) });
-  const text = await res.text();
-  return { status: res.status, json: text ? JSON.parse(text) : undefined };
-}
-
-async function proxied(env: LifecycleEnv, key: string, connection: string): Promise<number> {
-  const res = await fetch(`${baseOf(env)}/v1/proxy/${connection}/items`, { headers: { authorization: `Bearer ${key}` } });
-  await res.arrayBuffer();
-  return res.status;
-}
 
 interface Call {
   start: number;
@@ -52,7 +32,7 @@ async function underLoad(env: LifecycleEnv, key: string, connection: string, cha
   const loops = Array.from({ length: CALLERS }, async (_, i) => {
     while (!stop) {
       const start = performance.now();
-      const status = await proxied(env, key, connection);
+      const status = await proxiedStatus(env, key, connection);
       calls.push({ start, end: performance.now(), status });
       if (status !== 200) refusedBy.add(i);
     }
@@ -123,12 +103,12 @@ for (const v of variants) {
 
     test('warm calls read nothing from the store', async () => {
       const { connection, agent } = await agentOn('wanda@example.com');
-      await eventually(async () => (await proxied(b, agent.api_key, connection)) === 200, 5_000, 100);
-      for (let i = 0; i < 3; i++) assert.equal(await proxied(b, agent.api_key, connection), 200);
+      await eventually(async () => (await proxiedStatus(b, agent.api_key, connection)) === 200, 5_000, 100);
+      for (let i = 0; i < 3; i++) assert.equal(await proxiedStatus(b, agent.api_key, connection), 200);
       await b.warrant.agents.settle(); // the first call's last_used_at write
       counted.length = 0;
-      for (let i = 0; i < 20; i++) assert.equal(await proxied(b, agent.api_key, connection), 200);
-      const statuses = await Promise.all(Array.from({ length: 40 }, () => proxied(b, agent.api_key, connection)));
+      for (let i = 0; i < 20; i++) assert.equal(await proxiedStatus(b, agent.api_key, connection), 200);
+      const statuses = await Promise.all(Array.from({ length: 40 }, () => proxiedStatus(b, agent.api_key, connection)));
       assert.ok(statuses.every((s) => s === 200), statuses.join());
       assert.deepEqual(counted, [], `${counted.length} store statement(s) for 60 warm calls`);
     });
@@ -136,7 +116,7 @@ for (const v of variants) {
     test(`an agent revoked on A: B under load (${CALLERS} callers) refuses within 1 s of the answer, and never answers 200 after`, async () => {
       const { connection, agent } = await agentOn('alex@example.com');
       // A key made on A is known to B within a second (auth.ts, knownIdsSyncIntervalMs).
-      await eventually(async () => (await proxied(b, agent.api_key, connection)) === 200, 5_000, 100);
+      await eventually(async () => (await proxiedStatus(b, agent.api_key, connection)) === 200, 5_000, 100);
       const run = await underLoad(b, agent.api_key, connection, async () => {
         const r = await adminCall(a, 'DELETE', `/v1/agents/${agent.id}`);
         assert.equal(r.status, 200, JSON.stringify(r.json));
@@ -146,7 +126,7 @@ for (const v of variants) {
 
     test(`a connection revoked on A: B under load refuses its calls within 1 s of the answer, and never answers 200 after`, async () => {
       const { connection, agent } = await agentOn('connie@example.com');
-      await eventually(async () => (await proxied(b, agent.api_key, connection)) === 200, 5_000, 100);
+      await eventually(async () => (await proxiedStatus(b, agent.api_key, connection)) === 200, 5_000, 100);
       const run = await underLoad(b, agent.api_key, connection, async () => {
         const r = await adminCall(a, 'DELETE', `/v1/connections/${connection}`);
         assert.equal(r.status, 200, JSON.stringify(r.json));
@@ -159,15 +139,15 @@ for (const v of variants) {
 
     test('fail safe: while B cannot read the feed, every call reads the store, so a revocation on A bites on the next call', async () => {
       const { connection, agent } = await agentOn('fiona@example.com');
-      await eventually(async () => (await proxied(b, agent.api_key, connection)) === 200, 5_000, 100);
+      await eventually(async () => (await proxiedStatus(b, agent.api_key, connection)) === 200, 5_000, 100);
       await b.warrant.keyInvalidations.stop(); // as a store B cannot read: the feed is not current
       assert.equal(b.warrant.keyInvalidations.current(), false);
       counted.length = 0;
-      assert.equal(await proxied(b, agent.api_key, connection), 200);
+      assert.equal(await proxiedStatus(b, agent.api_key, connection), 200);
       assert.ok(counted.length >= 2, `${counted.length} statement(s): the key and the connection are read again`);
       const r = await adminCall(a, 'DELETE', `/v1/agents/${agent.id}`);
       assert.equal(r.status, 200);
-      assert.equal(await proxied(b, agent.api_key, connection), 401, 'the next call through B is refused');
+      assert.equal(await proxiedStatus(b, agent.api_key, connection), 401, 'the next call through B is refused');
     });
   });
 }
